@@ -61,7 +61,8 @@ class CrowdData:
         Codes in ``[0, n_tasks)``, ``[0, n_workers)``, ``[0, n_classes)``.
     task_ids, worker_ids : arrays of the original ids, indexed by code.
     class_names : the name of each class, indexed by label code.
-    truth : int64 array (n_tasks,) of gold labels, ``-1`` where unknown; or None.
+    gold : int64 array (n_tasks,) of gold label codes, ``-1`` where unknown; or None
+        (``truth`` gives them as a Series indexed by task id).
     features : array (n_tasks, ...) of task features, or None.
     splits : held-out splits with features and gold labels (no answers).
     meta : free-form provenance (source files, substitutes used, ...).
@@ -76,7 +77,7 @@ class CrowdData:
     task_ids: np.ndarray | None = None
     worker_ids: np.ndarray | None = None
     class_names: list[str] | None = None
-    truth: np.ndarray | None = None
+    gold: np.ndarray | None = None
     features: np.ndarray | None = None
     splits: dict[str, Split] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
@@ -103,13 +104,13 @@ class CrowdData:
             raise ValueError(f"worker_ids has {len(self.worker_ids)} entries for {self.n_workers} workers")
         if len(self.class_names) != self.n_classes:
             raise ValueError(f"class_names has {len(self.class_names)} entries for {self.n_classes} classes")
-        if self.truth is not None:
-            self.truth = _as_code_array(self.truth, "truth")
-            if len(self.truth) != self.n_tasks:
-                raise ValueError(f"truth has {len(self.truth)} entries for {self.n_tasks} tasks")
-            bad = (self.truth < -1) | (self.truth >= self.n_classes)
+        if self.gold is not None:
+            self.gold = _as_code_array(self.gold, "gold")
+            if len(self.gold) != self.n_tasks:
+                raise ValueError(f"gold has {len(self.gold)} entries for {self.n_tasks} tasks")
+            bad = (self.gold < -1) | (self.gold >= self.n_classes)
             if bad.any():
-                raise ValueError(f"truth holds unknown labels {np.unique(self.truth[bad])[:5].tolist()} (n_classes={self.n_classes})")
+                raise ValueError(f"gold holds unknown labels {np.unique(self.gold[bad])[:5].tolist()} (n_classes={self.n_classes})")
         if self.features is not None and len(self.features) != self.n_tasks:
             raise ValueError(f"features has {len(self.features)} rows for {self.n_tasks} tasks")
 
@@ -159,11 +160,12 @@ class CrowdData:
         return pd.DataFrame({"task": self.task_ids[self.task], "worker": self.worker_ids[self.worker], "label": self.label})
 
     @property
-    def truth_series(self) -> pd.Series | None:
-        if self.truth is None:
+    def truth(self) -> pd.Series | None:
+        """Gold label codes as a Series indexed by task id (tasks without gold left out)."""
+        if self.gold is None:
             return None
-        known = self.truth >= 0
-        return pd.Series(self.truth[known], index=pd.Index(self.task_ids[known], name="task"), name="truth")
+        known = self.gold >= 0
+        return pd.Series(self.gold[known], index=pd.Index(self.task_ids[known], name="task"), name="truth")
 
     def vote_counts(self) -> np.ndarray:
         """(n_tasks, n_classes) number of votes per class (dense in tasks x classes only)."""
@@ -186,7 +188,7 @@ class CrowdData:
         mask = np.asarray(mask, dtype=bool)
         return CrowdData(
             self.task[mask], self.worker[mask], self.label[mask], self.n_tasks, self.n_workers, self.n_classes,
-            self.task_ids, self.worker_ids, self.class_names, self.truth, self.features, self.splits, dict(self.meta), self.name,
+            self.task_ids, self.worker_ids, self.class_names, self.gold, self.features, self.splits, dict(self.meta), self.name,
         )
 
     def subset_tasks(self, tasks: np.ndarray) -> "CrowdData":
@@ -198,7 +200,7 @@ class CrowdData:
         return CrowdData(
             new_code[self.task[keep]], self.worker[keep], self.label[keep], len(tasks), self.n_workers, self.n_classes,
             self.task_ids[tasks], self.worker_ids, self.class_names,
-            None if self.truth is None else self.truth[tasks],
+            None if self.gold is None else self.gold[tasks],
             None if self.features is None else self.features[tasks],
             self.splits, dict(self.meta), self.name,
         )

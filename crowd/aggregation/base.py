@@ -48,13 +48,13 @@ class Aggregator:
         return pd.DataFrame(self.probas_, index=pd.Index(self.data_.task_ids, name="task"),
                             columns=pd.Index(range(self.data_.n_classes), name="label"))
 
-    def accuracy(self, truth: np.ndarray | None = None) -> float:
-        """Share of tasks with a known gold label whose aggregated label is right."""
-        truth = self.data_.truth if truth is None else np.asarray(truth)
-        if truth is None:
-            raise ValueError("no gold labels: pass truth or fit on data with truth")
-        known = truth >= 0
-        return float(np.mean(self.labels_[known] == truth[known]))
+    def accuracy(self, gold: np.ndarray | None = None) -> float:
+        """Share of tasks with a known gold label (code >= 0) whose aggregated label is right."""
+        gold = self.data_.gold if gold is None else np.asarray(gold)
+        if gold is None:
+            raise ValueError("no gold labels: pass gold or fit on data that has them")
+        known = gold >= 0
+        return float(np.mean(self.labels_[known] == gold[known]))
 
     def __repr__(self) -> str:
         params = {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
