@@ -1,0 +1,153 @@
+"""Sparse EM kernels shared by the Dawid-Skene family (DS, one-coin, HDS) and GLAD.
+
+The answers are held as one sparse one-hot matrix ``S`` of shape
+(n_tasks, n_workers * K): ``S[i, j*K + l] = 1`` when worker ``j`` gave label ``l``
+to task ``i``. Both EM steps are then sparse-dense products, cost O(n_answers * K),
+and nothing of size tasks x workers is ever formed:
+
+* E-step: ``log T = log rho + S @ L`` with ``L[(j, l), k] = log pi_j[k, l]``;
+* M-step: ``S.T @ T`` gives the soft counts ``sum_i T_ik 1{y_ij = l}`` for every
+  (worker, label) row and true class ``k``.
+
+The torch twin uses ``index_select`` / ``index_add_`` over the flat answers so it
+runs unchanged on CPU and CUDA.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..data import CrowdData
+
+#: floor applied before taking logs of probabilities (a zero stays finite: exp(-708))
+TINY = np.finfo(np.float64).tiny
+
+
+def safe_log(x: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(x, TINY))
+
+
+@dataclass
+class AnswerIndex:
+    """Precomputed sparse structures for the EM steps (built once per fit)."""
+
+    n_tasks: int
+    n_workers: int
+    n_classes: int
+    task: np.ndarray
+    worker: np.ndarray
+    label: np.ndarray
+    by_task: sp.csr_matrix  # (n_tasks, n_workers*K) one-hot answers
+    by_worker_label: sp.csr_matrix  # its transpose, in CSR for fast products
+
+    @classmethod
+    def from_data(cls, data: CrowdData) -> "AnswerIndex":
+        K = data.n_classes
+        col = data.worker * K + data.label
+        ones = np.ones(data.n_answers, dtype=np.float64)
+        shape = (data.n_tasks, data.n_workers * K)
+        by_task = sp.csr_matrix((ones, (data.task, col)), shape=shape)
+        by_worker_label = sp.csr_matrix((ones, (col, data.task)), shape=shape[::-1])
+        return cls(data.n_tasks, data.n_workers, K, data.task, data.worker, data.label, by_task, by_worker_label)
+
+
+def logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """log(sum_k exp(a_ik)) per row, stable; rows with -inf everywhere give -inf."""
+    m = a.max(axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def e_step_numpy(index: AnswerIndex, log_conf: np.ndarray, log_priors: np.ndarray) -> tuple[np.ndarray, float]:
+    """Posterior ``T`` (n_tasks, K) and the observed-data log-likelihood.
+
+    ``log T_ik = log rho_k + sum_{(i,j,l)} log pi_j[k, l] - log Z_i``, and
+    ``log p(answers) = sum_i log Z_i``.
+    """
+    W, K = index.n_workers, index.n_classes
+    table = np.ascontiguousarray(log_conf.transpose(0, 2, 1)).reshape(W * K, K)  # row (j, l) -> log pi_j[:, l]
+    log_t = index.by_task @ table
+    log_t += log_priors[None, :]
+    log_z = logsumexp_rows(log_t)
+    log_t -= log_z[:, None]
+    return np.exp(log_t), float(log_z.sum())
+
+
+def soft_counts_numpy(index: AnswerIndex, posteriors: np.ndarray) -> np.ndarray:
+    """``N[j, k, l] = sum_i T_ik 1{y_ij = l}``, shape (n_workers, K, K)."""
+    W, K = index.n_workers, index.n_classes
+    counts = index.by_worker_label @ posteriors  # row (j, l), column k
+    return np.ascontiguousarray(counts.reshape(W, K, K).transpose(0, 2, 1))
+
+
+def normalise_rows(counts: np.ndarray) -> np.ndarray:
+    """Row-normalise confusion counts; a row with no mass (the worker never saw class k) becomes uniform.
+
+    The uniform row carries no information about class k, which is what the data says.
+    """
+    totals = counts.sum(axis=-1, keepdims=True)
+    K = counts.shape[-1]
+    return np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), 1.0 / K)
+
+
+# --------------------------------------------------------------------------- torch
+def resolve_device(device: Any) -> Any:
+    """``None`` -> numpy path; "auto" -> cuda when available else cpu; else a torch.device."""
+    if device is None:
+        return None
+    import torch
+
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TorchAnswerIndex:
+    """Flat answer arrays on a torch device, for gather / index_add_ EM steps."""
+
+    def __init__(self, data: CrowdData, device: Any, dtype: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.device, self.dtype = device, dtype
+        self.n_tasks, self.n_workers, self.n_classes = data.n_tasks, data.n_workers, data.n_classes
+        K = data.n_classes
+        self.task = torch.as_tensor(data.task, device=device)
+        self.worker = torch.as_tensor(data.worker, device=device)
+        self.label = torch.as_tensor(data.label, device=device)
+        self.col = self.worker * K + self.label
+
+    def e_step(self, log_conf: Any, log_priors: Any) -> tuple[Any, float]:
+        torch = self.torch
+        W, K = self.n_workers, self.n_classes
+        table = log_conf.transpose(1, 2).reshape(W * K, K)
+        log_t = log_priors.expand(self.n_tasks, K).clone()
+        log_t.index_add_(0, self.task, table.index_select(0, self.col))
+        log_z = torch.logsumexp(log_t, dim=1)
+        return torch.exp(log_t - log_z[:, None]), float(log_z.sum())
+
+    def soft_counts(self, posteriors: Any) -> Any:
+        torch = self.torch
+        W, K = self.n_workers, self.n_classes
+        counts = torch.zeros(W * K, K, device=self.device, dtype=posteriors.dtype)
+        counts.index_add_(0, self.col, posteriors.index_select(0, self.task))
+        return counts.reshape(W, K, K).transpose(1, 2).contiguous()
+
+
+def torch_safe_log(x: Any) -> Any:
+    import torch
+
+    return torch.log(torch.clamp(x, min=torch.finfo(x.dtype).tiny))
+
+
+def torch_normalise_rows(counts: Any) -> Any:
+    import torch
+
+    totals = counts.sum(dim=-1, keepdim=True)
+    K = counts.shape[-1]
+    safe = torch.where(totals > 0, totals, torch.ones_like(totals))
+    return torch.where(totals > 0, counts / safe, torch.full_like(counts, 1.0 / K))
