@@ -39,17 +39,23 @@ def paper_table(name: str) -> pd.DataFrame:
     return table
 
 
-def compare(reproduced: pd.DataFrame, paper_name: str, min_tolerance: float = DEFAULT_MIN_TOLERANCE) -> pd.DataFrame:
+def compare(reproduced: pd.DataFrame, paper_name: str, min_tolerance: float = DEFAULT_MIN_TOLERANCE,
+            methods: list[str] | None = None) -> pd.DataFrame:
     """Paper vs reproduced vs difference, one row per paper entry.
 
     ``status`` is ``within`` when |difference| <= tolerance (the CSV's, else max(2 std, min_tolerance)),
     ``outside`` otherwise, and ``not run`` (with the reason from ``note``) when the reproduced value is missing.
+    ``methods`` keeps only those rows of the paper's table.
     """
     missing = set(KEYS + ["value"]) - set(reproduced.columns)
     if missing:
         raise ValueError(f"reproduced table lacks column(s) {sorted(missing)}")
     paper = paper_table(paper_name)
+    if methods is not None:  # a notebook that reproduces only part of a table compares only those rows
+        paper = paper[paper["method"].isin(methods)]
     rep = reproduced.rename(columns={"value": "reproduced", "std": "reproduced_std"})
+    if "reproduced_std" not in rep.columns:
+        rep = rep.assign(reproduced_std=np.nan)
     keep = [c for c in ["reproduced", "reproduced_std", "n_runs", "note"] if c in rep.columns]
     merged = paper.rename(columns={"value": "paper", "std": "paper_std"}).merge(rep[KEYS + keep], on=KEYS, how="left")
     merged["difference"] = merged["reproduced"] - merged["paper"]

@@ -1,0 +1,56 @@
+# crowd-replicate: every command sets itself up on a fresh machine (creates .venv from requirements.txt).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUILD := build/notebooks
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+# The local data mirror (see README); a checkout with shared/ beside it finds it without this.
+export CROWD_DATA_DIR ?= $(abspath ../shared/data)
+export PYTHONHASHSEED := 0
+
+.PHONY: help install test unit smoke reproduce report bench bench-quick strip clean
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(STAMP) ## create .venv with the pinned packages (done by every other command)
+
+test: $(STAMP) ## unit tests + every notebook in smoke mode under nbval (what CI runs)
+	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider -q
+
+unit: $(STAMP) ## unit tests only
+	$(PY) -m pytest tests -q
+
+smoke: $(STAMP) ## run every notebook with its smoke parameters into build/notebooks
+	@mkdir -p $(BUILD)
+	@for nb in $(NOTEBOOKS); do \
+		echo "== $$nb (smoke)"; \
+		$(PY) -m papermill --cwd notebooks $$nb $(BUILD)/$$(basename $$nb) -p mode smoke || exit 1; \
+	done
+
+reproduce: $(STAMP) ## run every notebook in full mode (the papers' settings; GPU used when present), then the report
+	@mkdir -p $(BUILD)
+	@for nb in $(NOTEBOOKS); do \
+		echo "== $$nb (full)"; \
+		$(PY) -m papermill --cwd notebooks $$nb $(BUILD)/$$(basename $$nb .ipynb)_full.ipynb -p mode full || exit 1; \
+	done
+	$(MAKE) report
+
+report: $(STAMP) ## gather every reproduced table into results/REPORT.md
+	$(PY) -m crowd.report full
+
+strip: $(STAMP) ## strip notebook outputs except cells tagged keep_output
+	$(PY) -m crowd.nbtools strip $(NOTEBOOKS)
+
+clean: ## remove build outputs (keeps .venv and reference results)
+	rm -rf build figures/*.png figures/*.pdf results/*_smoke.csv results/REPORT.md
