@@ -151,3 +151,109 @@ def torch_normalise_rows(counts: Any) -> Any:
     K = counts.shape[-1]
     safe = torch.where(totals > 0, totals, torch.ones_like(totals))
     return torch.where(totals > 0, counts / safe, torch.full_like(counts, 1.0 / K))
+
+
+# ------------------------------------------------------------------ backends
+class NumpyBackend:
+    """Array operations of the EM loop on numpy + scipy.sparse."""
+
+    name = "numpy"
+
+    def __init__(self, data: CrowdData) -> None:
+        self.index = AnswerIndex.from_data(data)
+        self.K = data.n_classes
+
+    def asarray(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def log(self, x: np.ndarray) -> np.ndarray:
+        return safe_log(x)
+
+    def e_step(self, log_conf: np.ndarray, log_priors: np.ndarray) -> tuple[np.ndarray, float]:
+        return e_step_numpy(self.index, log_conf, log_priors)
+
+    def soft_counts(self, posteriors: np.ndarray) -> np.ndarray:
+        return soft_counts_numpy(self.index, posteriors)
+
+    def normalise_rows(self, counts: np.ndarray, empty_row: np.ndarray | None = None) -> np.ndarray:
+        totals = counts.sum(axis=-1, keepdims=True)
+        fallback = np.full(counts.shape[-1], 1.0 / counts.shape[-1]) if empty_row is None else empty_row
+        return np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), fallback)
+
+    def diagonal(self, x: np.ndarray) -> np.ndarray:
+        return np.diagonal(x, axis1=-2, axis2=-1).copy()
+
+    def from_diagonal(self, diag: np.ndarray) -> np.ndarray:
+        """Confusions with ``diag`` (..., K) on the diagonal and (1 - diag)/(K - 1) off it."""
+        K = diag.shape[-1]
+        off = (1.0 - diag) / (K - 1)
+        conf = np.repeat(off[..., :, None], K, axis=-1)
+        idx = np.arange(K)
+        conf[..., idx, idx] = diag
+        return conf
+
+    def mean_rows(self, x: np.ndarray) -> np.ndarray:
+        return x.mean(axis=0)
+
+
+class TorchBackend:
+    """The same operations in torch (gather / index_add_), on any device."""
+
+    name = "torch"
+
+    def __init__(self, data: CrowdData, device: Any, dtype: Any = None) -> None:
+        import torch
+
+        self.torch = torch
+        self.dtype = torch.float64 if dtype is None else dtype
+        self.device = device
+        self.index = TorchAnswerIndex(data, device, self.dtype)
+        self.K = data.n_classes
+
+    def asarray(self, x: Any) -> Any:
+        return self.torch.as_tensor(np.asarray(x), dtype=self.dtype, device=self.device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return x.detach().cpu().numpy().astype(np.float64)
+
+    def log(self, x: Any) -> Any:
+        return torch_safe_log(x)
+
+    def e_step(self, log_conf: Any, log_priors: Any) -> tuple[Any, float]:
+        return self.index.e_step(log_conf, log_priors)
+
+    def soft_counts(self, posteriors: Any) -> Any:
+        return self.index.soft_counts(posteriors)
+
+    def normalise_rows(self, counts: Any, empty_row: Any = None) -> Any:
+        torch = self.torch
+        totals = counts.sum(dim=-1, keepdim=True)
+        K = counts.shape[-1]
+        fallback = torch.full((K,), 1.0 / K, dtype=counts.dtype, device=counts.device) if empty_row is None else empty_row
+        safe = torch.where(totals > 0, totals, torch.ones_like(totals))
+        return torch.where(totals > 0, counts / safe, fallback.expand_as(counts))
+
+    def diagonal(self, x: Any) -> Any:
+        return self.torch.diagonal(x, dim1=-2, dim2=-1).clone()
+
+    def from_diagonal(self, diag: Any) -> Any:
+        torch = self.torch
+        K = diag.shape[-1]
+        off = (1.0 - diag) / (K - 1)
+        conf = off[..., :, None].expand(*diag.shape, K).clone()
+        idx = torch.arange(K, device=diag.device)
+        conf[..., idx, idx] = diag
+        return conf
+
+    def mean_rows(self, x: Any) -> Any:
+        return x.mean(dim=0)
+
+
+def make_backend(data: CrowdData, device: Any, dtype: Any = None) -> NumpyBackend | TorchBackend:
+    resolved = resolve_device(device)
+    if resolved is None:
+        return NumpyBackend(data)
+    return TorchBackend(data, resolved, dtype)

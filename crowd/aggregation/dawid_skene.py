@@ -1,0 +1,181 @@
+"""Dawid-Skene (1979): one confusion matrix per worker, fitted by EM.
+
+Model (Dawid & Skene, *Applied Statistics* 28(1), 1979): task ``i`` has a true class
+``z_i ~ Categorical(rho)``; worker ``j`` answers ``l`` with probability ``pi_j[z_i, l]``,
+independently of the other workers given ``z_i``.
+
+EM on the flat answers (cost O(n_answers * K) per iteration, see :mod:`._em`):
+
+* E-step, in log space: ``log T_ik = log rho_k + sum_{answers (i, j, l)} log pi_j[k, l] - log Z_i``;
+  the observed-data log-likelihood of the current parameters is ``sum_i log Z_i``.
+* M-step: ``pi_j[k, l] ∝ sum_i T_ik 1{y_ij = l} (+ smoothing)``, rows normalised;
+  ``rho_k = mean_i T_ik``.
+
+Initialisations:
+
+* ``"naive_soft"`` (normalised vote counts; crowd-kit's and peerannot's default, the WAUM
+  setting) and ``"mv"`` (one-hot majority vote, ties to the smallest label): the M-step
+  comes first.
+* ``"diagonal"``: every worker starts with ``init_diagonal`` on the diagonal and
+  ``(1 - d)/(K - 1)`` off it, uniform priors, E-step first (MMLC's setting: d = 0.7,
+  exactly 10 iterations, ``tol=None``).
+
+A row of ``pi_j`` with no mass (worker ``j`` got no weight on class ``k``) is set to the
+uniform distribution, or to the initial diagonal row with ``init="diagonal"`` (what the
+MMLC code does); zeros are floored at the smallest float before the log, so no NaN appears.
+
+Stopping: after the E-step of iteration ``t``, stop when
+``|ll_t - ll_{t-1}| / n_answers < tol`` (``stopping="per_answer"``, the default: the
+mean log-likelihood per answer, a scale-free version of the WAUM / peerannot rule
+"change of the log-likelihood below 1e-6") or ``|ll_t - ll_{t-1}| / |ll_{t-1}| < tol``
+(``stopping="relative"``, MMLC's HDS rule). ``tol=None`` or ``0`` runs exactly ``n_iter``
+iterations. peerannot's own criterion uses ``log(sum_i Z_i)`` (a bug: it is not the
+log-likelihood); ours is the true marginal log-likelihood, which EM never decreases.
+
+One iteration = one E-step then one M-step; ``probas_`` are the posteriors of the last
+E-step, ``confusions_`` and ``priors_`` the parameters of the last M-step (crowd-kit's order).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from ..data import CrowdData
+from ._em import make_backend
+from .base import Aggregator
+
+__all__ = ["DawidSkene", "ConfusionEM"]
+
+Init = Literal["naive_soft", "mv", "diagonal"]
+
+
+def _initial_posteriors(data: CrowdData, init: str) -> np.ndarray:
+    votes = data.vote_counts().astype(np.float64)
+    if init == "naive_soft":
+        return votes / votes.sum(axis=1, keepdims=True)
+    if init == "mv":
+        hard = np.zeros_like(votes)
+        hard[np.arange(data.n_tasks), votes.argmax(axis=1)] = 1.0  # argmax: ties go to the smallest label
+        return hard
+    raise ValueError(f"unknown init {init!r}; use 'naive_soft', 'mv' or 'diagonal'")
+
+
+class ConfusionEM(Aggregator):
+    """EM for the Dawid-Skene family; subclasses choose how the M-step constrains ``pi_j``.
+
+    Subclasses override :meth:`_confusions_from_counts` (soft counts (W, K, K) -> confusions).
+    """
+
+    def __init__(
+        self,
+        n_iter: int = 100,
+        tol: float | None = 1e-6,
+        init: Init = "naive_soft",
+        init_diagonal: float = 0.7,
+        smoothing: float = 0.0,
+        stopping: Literal["per_answer", "relative"] = "per_answer",
+        device: Any = None,
+        dtype: Any = None,
+        progress: bool = False,
+    ) -> None:
+        if n_iter < 1:
+            raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+        if init not in ("naive_soft", "mv", "diagonal"):
+            raise ValueError(f"unknown init {init!r}; use 'naive_soft', 'mv' or 'diagonal'")
+        if not 0.0 < init_diagonal < 1.0:
+            raise ValueError(f"init_diagonal must be in (0, 1), got {init_diagonal}")
+        if smoothing < 0:
+            raise ValueError(f"smoothing must be >= 0, got {smoothing}")
+        if stopping not in ("per_answer", "relative"):
+            raise ValueError(f"stopping must be 'per_answer' or 'relative', got {stopping!r}")
+        self.n_iter = n_iter
+        self.tol = tol
+        self.init = init
+        self.init_diagonal = init_diagonal
+        self.smoothing = smoothing
+        self.stopping = stopping
+        self.device = device
+        self.dtype = dtype
+        self.progress = progress
+
+    # the M-step's constraint on the confusion matrices
+    def _confusions_from_counts(self, xb: Any, counts: Any) -> Any:
+        raise NotImplementedError
+
+    def _empty_row(self, xb: Any) -> Any:
+        if self.init != "diagonal":
+            return None
+        K = xb.K
+        row = np.full(K, (1.0 - self.init_diagonal) / (K - 1))
+        return xb.asarray(np.where(np.eye(K, dtype=bool), self.init_diagonal, row[None, :]))
+
+    def _converged(self, ll: float, previous: float, n_answers: int) -> bool:
+        if not self.tol:
+            return False
+        change = abs(ll - previous)
+        scale = n_answers if self.stopping == "per_answer" else max(abs(previous), np.finfo(float).tiny)
+        return change / scale < self.tol
+
+    def _fit(self, data: CrowdData) -> None:
+        xb = make_backend(data, self.device, self.dtype)
+        K = data.n_classes
+        self.empty_row_ = self._empty_row(xb)
+
+        def m_step(posteriors: Any) -> tuple[Any, Any]:
+            counts = xb.soft_counts(posteriors)
+            return self._confusions_from_counts(xb, counts), xb.mean_rows(posteriors)
+
+        if self.init == "diagonal":
+            diag = np.full((data.n_workers, K), self.init_diagonal)
+            confusions = xb.from_diagonal(xb.asarray(diag))
+            priors = xb.asarray(np.full(K, 1.0 / K))
+        else:
+            confusions, priors = m_step(xb.asarray(_initial_posteriors(data, self.init)))
+
+        history: list[float] = []
+        iterator = range(self.n_iter)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(iterator, desc=type(self).__name__)
+        for _ in iterator:
+            posteriors, ll = xb.e_step(xb.log(confusions), xb.log(priors))
+            history.append(ll)
+            confusions, priors = m_step(posteriors)
+            if len(history) > 1 and self._converged(ll, history[-2], data.n_answers):
+                break
+
+        self.probas_ = xb.to_numpy(posteriors)
+        self.confusions_ = xb.to_numpy(confusions)
+        self.priors_ = xb.to_numpy(priors)
+        self.loglik_history_ = history
+        self.n_iter_ = len(history)
+        self.backend_ = xb.name
+        del self.empty_row_
+
+
+class DawidSkene(ConfusionEM):
+    """Dawid & Skene (1979): a full K x K confusion matrix per worker (see the module docstring).
+
+    Parameters
+    ----------
+    n_iter : maximum number of EM iterations (E-step + M-step).
+    tol : stopping threshold on the log-likelihood change (see ``stopping``); None or 0 runs n_iter.
+    init : "naive_soft" | "mv" (M-step first) or "diagonal" (E-step first, MMLC).
+    init_diagonal : diagonal of the initial confusions for init="diagonal".
+    smoothing : pseudo-count added to every cell of the soft counts before normalising
+        (a Dirichlet(1 + smoothing) MAP estimate; 0 = maximum likelihood).
+    device : None for numpy; "cpu", "cuda", "auto" or a torch.device for the torch path.
+    dtype : torch dtype (float64 by default, so CPU torch matches numpy to 1e-10).
+
+    Fitted attributes: ``probas_`` (n_tasks, K), ``labels_``, ``confusions_`` (n_workers, K, K),
+    rows = true class; ``priors_`` (K,); ``loglik_history_`` (observed-data log-likelihood of
+    the parameters entering each E-step, non-decreasing); ``n_iter_``.
+    """
+
+    def _confusions_from_counts(self, xb: Any, counts: Any) -> Any:
+        if self.smoothing:
+            counts = counts + self.smoothing
+        return xb.normalise_rows(counts, self.empty_row_)
