@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+
+from crowd import models, training
+
+torch.set_num_threads(1)
+
+
+def blobs(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = np.array([[0.0, 3.0], [3.0, -2.0], [-3.0, -2.0]])
+    return (centres[y] + rng.normal(0, 0.5, (n, 2))).astype(np.float32), y
+
+
+def test_train_learns_separable_blobs_and_is_reproducible():
+    x, y = blobs()
+    runs = []
+    for _ in range(2):
+        training.seed_everything(0)
+        net = models.MLP(2, 3)
+        res = training.train(net, x, y, epochs=15, batch_size=32, lr=0.05, milestones=(10,), seed=3, progress=False)
+        runs.append(training.predict_proba(res.model, x))
+    assert np.array_equal(runs[0], runs[1])
+    assert np.mean(runs[0].argmax(1) == y) > 0.97
+    assert list(res.history["lr"]) == pytest.approx([0.05] * 10 + [0.005] * 5)
+
+
+def test_soft_one_hot_targets_match_hard_targets():
+    x, y = blobs(100)
+    outs = []
+    for targets in (y, np.eye(3, dtype=np.float32)[y]):
+        training.seed_everything(1)
+        net = models.MLP(2, 3)
+        training.train(net, x, targets, epochs=3, batch_size=16, seed=0, progress=False)
+        outs.append(training.predict_proba(net, x))
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+
+
+def test_step_callback_sees_logits_before_the_optimiser_step():
+    x, y = blobs(64)
+    net = models.MLP(2, 3)
+    gaps = []
+
+    def callback(epoch, rows, logits):
+        with torch.no_grad():
+            now = net(torch.as_tensor(x)[rows])
+        gaps.append(float((now - logits).abs().max()))
+
+    training.train(net, x, y, epochs=2, batch_size=16, progress=False, step_callback=callback)
+    assert len(gaps) == 8 and max(gaps) < 1e-6  # after a step the outputs would have moved
+
+
+def test_input_index_equals_materialised_stack():
+    x, y = blobs(50)
+    index = np.repeat(np.arange(50), 3)
+    outs = []
+    for inputs, kw in ((x[index], {}), (x, {"input_index": index})):
+        training.seed_everything(2)
+        net = models.MLP(2, 3)
+        training.train(net, inputs, y[index], epochs=2, batch_size=20, progress=False, **kw)
+        outs.append(training.predict_proba(net, x))
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-6)
+
+
+def test_keep_best_restores_best_validation_epoch(tmp_path):
+    x, y = blobs(200)
+    training.seed_everything(0)
+    net = models.MLP(2, 3)
+    res = training.train(net, x[:150], y[:150], epochs=6, lr=0.05, valid=(x[150:], y[150:]), keep_best=True, progress=False)
+    best = res.history["valid_accuracy"].max()
+    acc = np.mean(training.predict_proba(res.model, x[150:]).argmax(1) == y[150:])
+    assert acc == pytest.approx(best)
+    assert res.best_epoch == int(res.history.loc[res.history["valid_accuracy"].idxmax(), "epoch"])
+
+
+def test_bad_targets_raise():
+    x, y = blobs(10)
+    net = models.MLP(2, 3)
+    with pytest.raises(ValueError, match="distributions"):
+        training.train(net, x, np.zeros((10, 3), dtype=np.float32), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="rows"):
+        training.train(net, x, y[:5], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        training.train(net, x, y, epochs=1, optimizer="lbfgs", progress=False)
+
+
+def test_get_device_and_image_tensor():
+    assert training.get_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert training.get_device().type == expected
+    imgs = np.full((2, 32, 32, 3), 255, dtype=np.uint8)
+    t = training.images_to_tensor(imgs)
+    assert t.shape == (2, 3, 32, 32) and float(t.max()) == 1.0
+    aug = training.random_crop_flip(4)(t, torch.Generator().manual_seed(0))
+    assert aug.shape == t.shape
+
+
+def test_model_output_shapes():
+    x = torch.zeros(2, 3, 32, 32)
+    for net in (models.resnet18(10), models.vgg16_bn(10)):
+        net.eval()
+        assert net(x).shape == (2, 10)
+    assert models.RodriguesHead(512, 8)(torch.zeros(4, 512)).shape == (4, 8)
+    assert models.MusicMLP()(torch.zeros(4, 124)).shape == (4, 10)
+    assert models.build_model("mlp", 3, in_features=2)(torch.zeros(5, 2)).shape == (5, 3)
+    with pytest.raises(ValueError, match="unknown model"):
+        models.build_model("alexnet", 3)
