@@ -20,6 +20,11 @@ Everything runs on the flat answer arrays: the M-step is one ``np.bincount`` ove
 (worker, class, label) triples, the E-step one ``np.add.at`` of per-answer log
 probabilities, so an iteration costs O(n_answers * K + n_workers * K^2), in log space.
 
+Differences from the authors' code (Sinha et al.'s, reused by MMLC): the E-step is
+computed in log space (theirs multiplies probabilities, which underflows to spurious
+all-zero ties on tasks with many answers) and sparse over the answers (theirs builds a
+dense tasks x workers x classes count array).
+
 No smoothing by default, as in the authors' code: a confusion row a worker never
 used is all zero, so ``log pi = -inf`` rules that class out for the tasks he answered.
 A task's current class always keeps a finite score (its own answers are counted in
