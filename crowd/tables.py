@@ -16,7 +16,8 @@ def mmlc_feature_blind_methods() -> dict[str, AggregatorFactory]:
     from .aggregation import DawidSkene, FastDawidSkene, HomogeneousDawidSkene, MajorityVote
 
     return {
-        "MV": lambda: MajorityVote(tie_break="smallest"),
+        # MMLC's code reads labels as strings, so its "smallest label" on ties is the smallest as text ("10" < "2")
+        "MV": lambda: MajorityVote(tie_break="string"),
         "DS": lambda: DawidSkene(init="diagonal", init_diagonal=0.7, n_iter=10, tol=None),
         "FDS": lambda: FastDawidSkene(),
         "HDS": lambda: HomogeneousDawidSkene(),
