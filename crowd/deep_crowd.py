@@ -36,8 +36,9 @@ Implementation notes (what differs from peerannot, the WAUM authors' code):
 * The CoNAL penalty is the squared Frobenius norm written in the WAUM paper; peerannot
   subtracts the (unsquared) norm once per batch. ``W_g`` and ``W_j`` start at ``2 I``
   as in peerannot / CoNAL-pytorch.
-* With a validation split, the classifier with the lowest validation cross-entropy
-  (against gold labels) is kept, as peerannot does; the copy lives in memory.
+* With a validation split, the classifier of the epoch with the best validation accuracy
+  (first one on ties) is kept, as :func:`crowd.training.train` does for the other strategies
+  (peerannot keeps the lowest validation loss); the copy lives in memory.
 """
 
 from __future__ import annotations
@@ -59,14 +60,9 @@ __all__ = ["CrowdLayerNet", "CoNALNet", "CrowdLayer", "CoNAL", "answers_by_task"
 
 # ---------------------------------------------------------------- devices / seeds
 def _resolve_device(device: str | torch.device | None) -> torch.device:
-    try:  # the package-wide choice when crowd.training is present
-        from .training import get_device
+    from .training import get_device  # the package-wide choice: CUDA when present unless overridden
 
-        return get_device(device)
-    except ImportError:  # pragma: no cover - crowd.training always ships with the package
-        if device is not None:
-            return torch.device(device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return get_device(device)
 
 
 # ------------------------------------------------------------------ answer index
@@ -158,6 +154,7 @@ class _DeepCrowdLearner:
     seed: int = 0
     device: str | torch.device | None = None
     progress: bool = True
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
     history_: dict[str, list[float]] = field(default_factory=dict, init=False, repr=False)
 
     # subclasses build the network and may add a penalty
@@ -171,7 +168,7 @@ class _DeepCrowdLearner:
         """Train on the answers of ``data`` (CrowdData or anything :func:`as_crowd_data` reads).
 
         ``features`` (n_tasks, ...) default to ``data.features``. ``valid = (X, y)`` with gold
-        labels keeps the classifier of the epoch with the lowest validation cross-entropy.
+        labels keeps the classifier of the epoch with the best validation accuracy.
         """
         data = as_crowd_data(data)
         data.require_all_tasks_answered()
@@ -185,6 +182,7 @@ class _DeepCrowdLearner:
         device = _resolve_device(self.device)
         torch.manual_seed(self.seed)
         np_rng = np.random.default_rng(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)  # augmentation randomness
 
         X_t = torch.as_tensor(np.asarray(X), dtype=torch.float32)
         worker_t = torch.as_tensor(data.worker)
@@ -200,9 +198,9 @@ class _DeepCrowdLearner:
 
         if valid is not None:
             Xv = torch.as_tensor(np.asarray(valid[0]), dtype=torch.float32)
-            yv = torch.as_tensor(np.asarray(valid[1]), dtype=torch.long)
-        best_val, best_state = np.inf, None
-        self.history_ = {"train_loss": [], "valid_loss": []}
+            yv = np.asarray(valid[1])
+        best_val, best_state = -np.inf, None
+        self.history_ = {"train_loss": [], "valid_accuracy": []}
         for _ in tqdm(range(self.n_epochs), desc=type(self).__name__, disable=not self.progress, leave=False):
             net.train()
             perm = np_rng.permutation(data.n_tasks)
@@ -211,6 +209,8 @@ class _DeepCrowdLearner:
                 batch = perm[start:start + self.batch_size]
                 ans, rows = _gather_answers(batch, order, indptr)
                 xb = X_t[batch].to(device)
+                if self.transform is not None:
+                    xb = self.transform(xb, generator)
                 out = net(xb, torch.as_tensor(rows, device=device), worker_t[ans].to(device))
                 loss = F.cross_entropy(out, label_t[ans].to(device))
                 penalty = self._penalty(net)
@@ -224,10 +224,10 @@ class _DeepCrowdLearner:
             sched.step()
             self.history_["train_loss"].append(total / n_seen)
             if valid is not None:
-                val_loss = float(F.cross_entropy(_predict_logits(net.classifier, Xv, device), yv))
-                self.history_["valid_loss"].append(val_loss)
-                if val_loss < best_val:
-                    best_val, best_state = val_loss, copy.deepcopy(net.classifier.state_dict())
+                val_acc = float(np.mean(_predict_logits(net.classifier, Xv, device).argmax(1).numpy() == yv))
+                self.history_["valid_accuracy"].append(val_acc)
+                if val_acc > best_val:
+                    best_val, best_state = val_acc, copy.deepcopy(net.classifier.state_dict())
         if best_state is not None:
             net.classifier.load_state_dict(best_state)
         net.eval()

@@ -1,0 +1,347 @@
+"""End-to-end WAUM experiments on real crowds (Lefort et al., TMLR 2024, section 4.2, Tables 2, 5-7).
+
+For every repetition (seed):
+
+1. **Identification** (once per seed, shared by all strategies):
+
+   - AUMC: a network trained for T epochs on the majority-vote labels; AUM of the MV label (eq. 3).
+   - WAUM: ONE network trained for T epochs on the stacked answers (one row per answer); AUM of
+     each answer, trust ``s_j(x_i) = <diag(pi_j), sigma^(T)(x_i)>`` with the Dawid-Skene confusions
+     of the full data, ``WAUM(x_i) = sum_j s_j AUM_ij / sum_j s_j`` (eq. 4-5).
+
+   Every margin is recorded from the same training runs: ``yang`` (psi5, the paper's default),
+   ``pleiss`` (psi1) and ``yang_top2`` (sigma_y - sigma_[3], the top-2 margin of appendix G).
+2. **Pruning**: the ``ceil(alpha * n_tasks)`` tasks of lowest score are removed (algorithm 1,
+   line 11). Prunings: ``none``, ``AUMC``, ``WAUM``, and for Table 7 ``WAUM(psi1)`` (Pleiss margin)
+   and ``WAUM(psi5)`` (Yang & Koyejo top-2 margin).
+3. **Re-aggregation on the pruned answers** with each strategy (MV, NS, DS, GLAD, WDS: DS is
+   re-run on the kept answers), then training the classifier on the (soft) labels; or, for
+   CrowdLayer and CoNAL, end-to-end training on the kept answers.
+4. **Evaluation** on the test split: top-1 and top-2 accuracy (in %), ECE with 15 bins and
+   1 - ECE (fractions), as the paper reports them.
+
+What differs from the authors' scripts (peerannot ``datasets/*/run_all.sh``), on purpose:
+
+* ``strategy + WAUM`` aggregates the pruned answers with that strategy; the authors' script
+  trains every ``strategy + WAUM`` run on the same WDS labels of the pruned data.
+* No test-set model selection: peerannot copies Music's test set into its validation folder
+  and keeps the epoch with the lowest loss there. Here the epoch is chosen on a validation
+  split when the dataset has one (LabelMe), otherwise the last epoch is kept (Music).
+* AUMC is thresholded on the same margin its quantile is computed on.
+
+The result is a long DataFrame (``dataset, method, strategy, pruning, seed, metric, value,
+n_train_tasks``); :func:`summarize` turns it into the project's reproduced-table format
+(mean, std over seeds, ``n_runs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import CrowdData, as_crowd_data
+from .metrics import evaluate
+from .training import predict_proba, seed_everything, train
+
+__all__ = [
+    "STRATEGIES", "AGGREGATION_STRATEGIES", "DEEP_STRATEGIES", "PRUNINGS", "WaumSetup", "Identification",
+    "identify", "aggregate", "fit_strategy", "method_name", "run_seed", "run", "summarize", "standardize",
+]
+
+AGGREGATION_STRATEGIES = ("MV", "NS", "DS", "GLAD", "WDS")
+DEEP_STRATEGIES = ("CrowdLayer", "CoNAL(0)", "CoNAL(1e-4)")
+STRATEGIES = AGGREGATION_STRATEGIES + DEEP_STRATEGIES
+CONAL_LAMBDAS = {"CoNAL(0)": 0.0, "CoNAL(1e-4)": 1e-4}
+# pruning name -> (score family, margin key)
+PRUNINGS: dict[str, tuple[str, str] | None] = {
+    "none": None,
+    "AUMC": ("aumc", "yang"),
+    "WAUM": ("waum", "yang"),
+    "WAUM(psi1)": ("waum", "pleiss"),
+    "WAUM(psi5)": ("waum", "yang_top2"),
+}
+MARGIN_KINDS = {"yang": ("yang", 1), "pleiss": ("pleiss", 1), "yang_top2": ("yang", 2)}
+PERCENT_METRICS = ("accuracy", "top2_accuracy")
+
+
+@dataclass
+class WaumSetup:
+    """Everything dataset-specific of an experiment.
+
+    make_model : factory of the classifier trained on the (pruned) labels (also the CrowdLayer /
+        CoNAL backbone).
+    train_kwargs : arguments of :func:`crowd.training.train` for that classifier (epochs,
+        batch_size, optimizer, lr, weight_decay, milestones, ...). CrowdLayer and CoNAL use the
+        same epochs / optimiser / schedule.
+    make_ident_model, ident_kwargs : the identification network (AUMC and WAUM) and its training
+        (``epochs`` = T). ``make_ident_model`` defaults to ``make_model``.
+    alpha : share of tasks pruned.
+    inputs : training inputs (n_tasks, ...); default ``data.features``.
+    test, valid : (inputs, gold labels); ``valid`` selects the best epoch (accuracy) when given.
+    ds_kwargs : Dawid-Skene settings for DS, WDS and the WAUM trust scores.
+    glad_kwargs : GLAD settings.
+    transform : batch augmentation for images (see :func:`crowd.training.random_crop_flip`).
+    device : None = CUDA when available.
+    """
+
+    dataset: str
+    make_model: Callable[[], nn.Module]
+    train_kwargs: dict[str, Any]
+    test: tuple[Any, Any]
+    ident_kwargs: dict[str, Any] = field(default_factory=lambda: {"epochs": 50})
+    make_ident_model: Callable[[], nn.Module] | None = None
+    alpha: float = 0.01
+    inputs: Any = None
+    valid: tuple[Any, Any] | None = None
+    ds_kwargs: dict[str, Any] = field(default_factory=dict)
+    glad_kwargs: dict[str, Any] = field(default_factory=dict)
+    transform: Callable | None = None
+    device: str | torch.device | None = None
+    progress: bool = True
+
+    def train_inputs(self, data: CrowdData) -> Any:
+        x = data.features if self.inputs is None else self.inputs
+        if x is None:
+            raise ValueError(f"{self.dataset}: no training inputs (the CrowdData has no features; set WaumSetup.inputs)")
+        if len(x) != data.n_tasks:
+            raise ValueError(f"{self.dataset}: inputs have {len(x)} rows for {data.n_tasks} tasks")
+        return x
+
+
+def standardize(train_x: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Zero mean, unit variance per feature with the training statistics (Music's Marsyas features)."""
+    mean = train_x.mean(axis=0)
+    std = train_x.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return tuple(((x - mean) / std).astype(np.float32) for x in (train_x, *others))
+
+
+def method_name(strategy: str, pruning: str) -> str:
+    """Row name of the paper's tables: ``DS``, ``DS + WAUM``, ``CoNAL(0) + AUMC``..."""
+    return strategy if pruning == "none" else f"{strategy} + {pruning}"
+
+
+# ------------------------------------------------------------------ identification
+class _MultiRecorder:
+    """Several AUM recorders fed by the same training steps."""
+
+    def __init__(self, recorders: dict[str, Any]):
+        self.recorders = recorders
+
+    def __call__(self, epoch: int, rows: torch.Tensor, logits: torch.Tensor) -> None:
+        for rec in self.recorders.values():
+            rec(epoch, rows, logits)
+
+
+@dataclass
+class Identification:
+    """Scores of one identification run.
+
+    aumc, waum : margin key -> (n_tasks,) scores; aum : margin key -> (n_answers,) AUM of each
+    answer (stacked network); trust : (n_answers,) trust scores; confusions : the DS confusions;
+    mv_labels : (n_tasks,) labels the AUMC network was trained on.
+    """
+
+    aumc: dict[str, np.ndarray]
+    waum: dict[str, np.ndarray]
+    aum: dict[str, np.ndarray]
+    trust: np.ndarray
+    confusions: np.ndarray
+    mv_labels: np.ndarray
+
+    def scores(self, pruning: str) -> np.ndarray:
+        spec = PRUNINGS.get(pruning)
+        if spec is None:
+            raise ValueError(f"pruning {pruning!r} has no scores; choose among {[p for p in PRUNINGS if p != 'none']}")
+        family, key = spec
+        return getattr(self, family)[key]
+
+    def keep_mask(self, pruning: str, alpha: float) -> np.ndarray:
+        from .identification import prune_mask
+
+        if pruning == "none":
+            return np.ones(len(self.mv_labels), dtype=bool)
+        return prune_mask(self.scores(pruning), alpha)
+
+
+def _ds_confusions(data: CrowdData, ds_kwargs: dict[str, Any]) -> np.ndarray:
+    from .aggregation.dawid_skene import DawidSkene
+    from .aggregation.wds import WAUM_DS_SETTINGS
+
+    ds = DawidSkene(**{**WAUM_DS_SETTINGS, **ds_kwargs}).fit(data)
+    conf = ds.confusions_
+    if hasattr(conf, "detach"):
+        conf = conf.detach().cpu().numpy()
+    return np.asarray(conf, dtype=np.float64)
+
+
+def identify(data: CrowdData, setup: WaumSetup, seed: int = 0, margins: Sequence[str] = ("yang", "pleiss", "yang_top2"),
+             confusions: np.ndarray | None = None) -> Identification:
+    """AUMC and WAUM scores of every task for the given margin keys (two trainings of T epochs)."""
+    from .identification import AUMRecorder, trust_scores, weighted_task_average
+
+    data = as_crowd_data(data)
+    data.require_all_tasks_answered()
+    x = setup.train_inputs(data)
+    make = setup.make_ident_model or setup.make_model
+    kwargs = {"device": setup.device, "transform": setup.transform, **setup.ident_kwargs}
+    epochs = kwargs.pop("epochs")
+    for key in margins:
+        if key not in MARGIN_KINDS:
+            raise ValueError(f"unknown margin key {key!r}; choose among {sorted(MARGIN_KINDS)}")
+
+    def recorders(labels: np.ndarray) -> _MultiRecorder:
+        return _MultiRecorder({k: AUMRecorder(labels, data.n_classes, *MARGIN_KINDS[k]) for k in margins})
+
+    # AUMC: network on the MV labels (ties to the smallest label, as crowd.identification.AUMC)
+    mv = np.argmax(data.vote_counts(), axis=1)
+    seed_everything(seed)
+    rec_c = recorders(mv)
+    train(make(), x, mv, epochs=epochs, step_callback=rec_c, seed=seed, progress=setup.progress,
+          desc=f"{setup.dataset} AUMC", **kwargs)
+    # WAUM: one network on the stacked answers
+    conf = _ds_confusions(data, setup.ds_kwargs) if confusions is None else np.asarray(confusions, dtype=np.float64)
+    seed_everything(seed)
+    rec_w = recorders(data.label)
+    train(make(), x, data.label, input_index=data.task, epochs=epochs, step_callback=rec_w, seed=seed,
+          progress=setup.progress, desc=f"{setup.dataset} WAUM", **kwargs)
+    last = next(iter(rec_w.recorders.values())).last_probas.numpy()
+    trust = trust_scores(conf, data.worker, last)
+    aum = {k: r.aum for k, r in rec_w.recorders.items()}
+    waum = {k: weighted_task_average(data.task, a, trust, data.n_tasks) for k, a in aum.items()}
+    return Identification(aumc={k: r.aum for k, r in rec_c.recorders.items()}, waum=waum, aum=aum, trust=trust,
+                          confusions=conf, mv_labels=mv)
+
+
+# --------------------------------------------------------------- aggregation + training
+def aggregate(strategy: str, data: CrowdData, seed: int = 0, ds_kwargs: dict[str, Any] | None = None,
+              glad_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+    """Training targets of a label-aggregation strategy: int labels (MV) or soft labels (n_tasks, K)."""
+    from .aggregation.majority_vote import MajorityVote, NaiveSoft
+    from .aggregation.wds import WAUM_DS_SETTINGS, WDS
+
+    ds_settings = {**WAUM_DS_SETTINGS, **(ds_kwargs or {})}
+    if strategy == "MV":
+        return np.asarray(MajorityVote(tie_break="random", seed=seed).fit(data).labels_, dtype=np.int64)
+    if strategy == "NS":
+        model = NaiveSoft()
+    elif strategy == "DS":
+        from .aggregation.dawid_skene import DawidSkene
+
+        model = DawidSkene(**ds_settings)
+    elif strategy == "GLAD":
+        from . import aggregation
+
+        if not hasattr(aggregation, "GLAD"):
+            raise ImportError("GLAD is not available in crowd.aggregation yet")
+        model = aggregation.GLAD(**(glad_kwargs or {}))
+    elif strategy == "WDS":
+        model = WDS(ds_kwargs=ds_kwargs)
+    else:
+        raise ValueError(f"unknown aggregation strategy {strategy!r}; choose among {AGGREGATION_STRATEGIES}")
+    probas = model.fit(data).probas_
+    if hasattr(probas, "detach"):
+        probas = probas.detach().cpu().numpy()
+    probas = np.asarray(probas, dtype=np.float64)
+    return probas / probas.sum(axis=1, keepdims=True)
+
+
+def _deep_learner(strategy: str, setup: WaumSetup, seed: int):
+    from .deep_crowd import CoNAL, CrowdLayer
+
+    kw = setup.train_kwargs
+    common = dict(n_epochs=kw["epochs"], batch_size=kw.get("batch_size", 64), lr=kw.get("lr", 0.1),
+                  optimizer=kw.get("optimizer", "sgd"), momentum=kw.get("momentum", 0.9),
+                  weight_decay=kw.get("weight_decay", 5e-4), milestones=tuple(kw.get("milestones", ())),
+                  gamma=kw.get("gamma", 0.1), seed=seed, device=setup.device, progress=setup.progress,
+                  transform=setup.transform)
+    if strategy == "CrowdLayer":
+        return CrowdLayer(setup.make_model, **common)
+    if strategy in CONAL_LAMBDAS:
+        return CoNAL(setup.make_model, lambda_=CONAL_LAMBDAS[strategy], **common)
+    raise ValueError(f"unknown strategy {strategy!r}; choose among {STRATEGIES}")
+
+
+def fit_strategy(strategy: str, data: CrowdData, inputs: Any, setup: WaumSetup, seed: int = 0) -> np.ndarray:
+    """Train with one strategy on ``data`` (already pruned) and return test-set probabilities."""
+    test_x = setup.test[0]
+    if strategy in AGGREGATION_STRATEGIES:
+        targets = aggregate(strategy, data, seed, setup.ds_kwargs, setup.glad_kwargs)
+        kwargs = {"device": setup.device, "transform": setup.transform, **setup.train_kwargs}
+        epochs = kwargs.pop("epochs")
+        seed_everything(seed)
+        result = train(setup.make_model(), inputs, targets, epochs=epochs, valid=setup.valid,
+                       keep_best=setup.valid is not None, seed=seed, progress=setup.progress,
+                       desc=f"{setup.dataset} {strategy}", **kwargs)
+        return predict_proba(result.model, test_x, device=result.device)
+    seed_everything(seed)
+    learner = _deep_learner(strategy, setup, seed)
+    learner.fit(data, features=inputs, valid=setup.valid)
+    return learner.predict_proba(test_x)
+
+
+def run_seed(data: CrowdData, setup: WaumSetup, seed: int, strategies: Sequence[str] = STRATEGIES,
+             prunings: Sequence[str] = ("none", "AUMC", "WAUM"), identification: Identification | None = None,
+             ) -> tuple[pd.DataFrame, Identification | None]:
+    """One repetition: identification, then every (strategy, pruning) pair. Returns long rows."""
+    data = as_crowd_data(data)
+    for p in prunings:
+        if p not in PRUNINGS:
+            raise ValueError(f"unknown pruning {p!r}; choose among {list(PRUNINGS)}")
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise ValueError(f"unknown strategy {s!r}; choose among {list(STRATEGIES)}")
+    x = setup.train_inputs(data)
+    if identification is None and any(p != "none" for p in prunings):
+        needed = sorted({PRUNINGS[p][1] for p in prunings if p != "none"})
+        identification = identify(data, setup, seed, margins=needed)
+    test_y = np.asarray(setup.test[1])
+    rows = []
+    pairs = [(p, s) for p in prunings for s in strategies]
+    for pruning, strategy in tqdm(pairs, desc=f"{setup.dataset} seed {seed}", disable=not setup.progress, leave=False):
+        keep = np.ones(data.n_tasks, dtype=bool) if pruning == "none" else identification.keep_mask(pruning, setup.alpha)
+        kept = np.flatnonzero(keep)
+        sub = data.subset_tasks(kept) if pruning != "none" else data
+        probas = fit_strategy(strategy, sub, _take(x, kept) if pruning != "none" else x, setup, seed)
+        for metric, value in evaluate(probas, test_y).items():
+            rows.append({"dataset": setup.dataset, "method": method_name(strategy, pruning), "strategy": strategy,
+                         "pruning": pruning, "seed": seed, "metric": metric,
+                         "value": 100 * value if metric in PERCENT_METRICS else value, "n_train_tasks": len(kept)})
+    return pd.DataFrame(rows), identification
+
+
+def _take(x: Any, idx: np.ndarray) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.index_select(0, torch.as_tensor(idx, device=x.device))
+    return np.asarray(x)[idx]
+
+
+def run(data: Any, setup: WaumSetup, seeds: Sequence[int] = (0, 1, 2), strategies: Sequence[str] = STRATEGIES,
+        prunings: Sequence[str] = ("none", "AUMC", "WAUM")) -> tuple[pd.DataFrame, dict[int, Identification]]:
+    """All repetitions; returns the long per-seed results and the identification of each seed."""
+    data = as_crowd_data(data)
+    frames, idents = [], {}
+    for seed in seeds:
+        frame, ident = run_seed(data, setup, seed, strategies, prunings)
+        frames.append(frame)
+        if ident is not None:
+            idents[seed] = ident
+    return pd.concat(frames, ignore_index=True), idents
+
+
+def summarize(raw: pd.DataFrame, note: str = "") -> pd.DataFrame:
+    """Mean and standard deviation (ddof=1) over seeds: the project's reproduced-table format."""
+    keys = ["dataset", "method", "metric"]
+    order = {m: i for i, m in enumerate(dict.fromkeys(raw["method"]))}
+    g = raw.groupby(keys, sort=False)["value"]
+    out = g.agg(value="mean", std="std", n_runs="count").reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    out["note"] = note
+    out["_order"] = out["method"].map(order)
+    return out.sort_values(["dataset", "_order", "metric"], kind="stable").drop(columns="_order").reset_index(drop=True)

@@ -1,0 +1,154 @@
+"""The WAUM strategy runner: identification finds planted label errors, pruning removes exactly
+the alpha share, every strategy trains and is evaluated, summaries match a direct computation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from crowd.data import CrowdData
+from crowd.waum_pipeline import (PRUNINGS, WaumSetup, aggregate, identify, method_name, run, run_seed,
+                                 standardize, summarize)
+
+torch.set_num_threads(1)
+K = 3
+N_FLIPPED = 12
+
+
+def planted_crowd(n_tasks: int = 150, seed: int = 0):
+    """Three Gaussian classes; 3 answers per task from 5 workers right 90% of the time, except the
+    first N_FLIPPED tasks, on which every worker answers the same wrong class (label errors)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(K, size=n_tasks)
+    centres = np.array([[0.0, 3.0], [3.0, -1.5], [-3.0, -1.5]])
+    X = (centres[truth] + rng.normal(scale=0.6, size=(n_tasks, 2))).astype(np.float32)
+    tasks, workers, labels = [], [], []
+    for t in range(n_tasks):
+        for w in rng.choice(5, size=3, replace=False):
+            if t < N_FLIPPED:
+                lab = (truth[t] + 1) % K
+            else:
+                lab = truth[t] if rng.random() < 0.9 else rng.integers(K)
+            tasks.append(t), workers.append(w), labels.append(lab)
+    data = CrowdData(np.array(tasks), np.array(workers), np.array(labels), n_tasks, 5, K, gold=truth, features=X)
+    test_truth = rng.integers(K, size=300)
+    X_test = (centres[test_truth] + rng.normal(scale=0.6, size=(300, 2))).astype(np.float32)
+    return data, X_test, test_truth
+
+
+def small_net() -> nn.Module:
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, K))
+
+
+def make_setup(X_test, y_test, alpha=N_FLIPPED / 150, epochs=15, ident_epochs=30):
+    adam = dict(batch_size=32, optimizer="adam", lr=1e-2, weight_decay=0.0)
+    return WaumSetup("toy", small_net, train_kwargs=dict(epochs=epochs, **adam), test=(X_test, y_test),
+                     ident_kwargs=dict(epochs=ident_epochs, **adam), alpha=alpha, progress=False)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    data, X_test, y_test = planted_crowd()
+    setup = make_setup(X_test, y_test)
+    ident = identify(data, setup, seed=0)
+    return data, setup, ident
+
+
+def test_identification_finds_the_planted_label_errors(toy):
+    data, setup, ident = toy
+    for pruning in ("AUMC", "WAUM", "WAUM(psi1)", "WAUM(psi5)"):
+        keep = ident.keep_mask(pruning, setup.alpha)
+        assert (~keep).sum() == N_FLIPPED  # exactly ceil(alpha * n_tasks)
+        assert (~keep[:N_FLIPPED]).sum() >= N_FLIPPED - 2, pruning
+    # Pleiss margin: p_y - p_true < 0 on the flipped tasks, mostly positive elsewhere
+    assert np.all(ident.waum["pleiss"][:N_FLIPPED] < 0)
+    assert np.mean(ident.waum["pleiss"][N_FLIPPED:] > 0) > 0.9
+    # Yang & Koyejo margin p_y - p_[2] is 0 when the wrong label is the runner-up: flipped tasks
+    # sit at or below 0, far below the clean ones
+    assert ident.waum["yang"][:N_FLIPPED].max() < 0.01 < np.median(ident.waum["yang"][N_FLIPPED:])
+    assert ident.aum["yang"].shape == (data.n_answers,)
+    assert np.all((ident.trust >= 0) & (ident.trust <= 1))
+
+
+def test_pleiss_and_yang_margins_agree_when_the_label_is_on_top(toy):
+    _, _, ident = toy
+    # yang = p_y - p_[2], pleiss = p_y - max_{k != y} p_k: equal per step when y is the argmax,
+    # and yang >= pleiss always, so the averages satisfy the same inequality
+    assert np.all(ident.aum["yang"] >= ident.aum["pleiss"] - 1e-12)
+    # the top-2 margin p_y - p_[3] is never below the top-1 margin
+    assert np.all(ident.aum["yang_top2"] >= ident.aum["yang"] - 1e-12)
+
+
+def test_run_seed_trains_every_strategy_and_pruning(toy):
+    data, setup, ident = toy
+    strategies = ["MV", "NS", "DS", "WDS", "CrowdLayer", "CoNAL(1e-4)"]
+    prunings = ["none", "AUMC", "WAUM"]
+    raw, _ = run_seed(data, setup, seed=0, strategies=strategies, prunings=prunings, identification=ident)
+    methods = {method_name(s, p) for s in strategies for p in prunings}
+    assert set(raw["method"]) == methods
+    assert set(raw["metric"]) == {"accuracy", "top2_accuracy", "ece", "one_minus_ece"}
+    n_kept = raw.groupby("pruning")["n_train_tasks"].unique()
+    assert n_kept["none"].tolist() == [150] and n_kept["WAUM"].tolist() == [150 - N_FLIPPED]
+    acc = raw[raw.metric == "accuracy"].set_index("method")["value"]
+    assert acc.between(0, 100).all()
+    # the classes are well separated: every strategy learns them (accuracy in percent)
+    assert (acc > 85).all(), acc.sort_values().head()
+    ece = raw[raw.metric == "ece"].set_index("method")["value"]
+    one_minus = raw[raw.metric == "one_minus_ece"].set_index("method")["value"]
+    np.testing.assert_allclose(one_minus, 1 - ece.loc[one_minus.index])
+
+
+def test_aggregate_targets():
+    data, _, _ = planted_crowd(60)
+    mv = aggregate("MV", data)
+    assert mv.dtype == np.int64 and mv.shape == (60,)
+    ns = aggregate("NS", data)
+    np.testing.assert_allclose(ns, data.vote_counts() / data.vote_counts().sum(1, keepdims=True))
+    for name in ("DS", "WDS"):
+        soft = aggregate(name, data)
+        assert soft.shape == (60, K)
+        np.testing.assert_allclose(soft.sum(1), 1.0)
+    # re-aggregation happens on the pruned data: targets follow the kept tasks
+    sub = data.subset_tasks(np.arange(10, 60))
+    assert aggregate("WDS", sub).shape == (50, K)
+    with pytest.raises(ValueError, match="unknown aggregation strategy 'Bogus'"):
+        aggregate("Bogus", data)
+
+
+def test_run_is_reproducible_and_summarize_matches_groupby():
+    data, X_test, y_test = planted_crowd(90)
+    setup = make_setup(X_test, y_test, alpha=0.1, epochs=4, ident_epochs=4)
+    raw, idents = run(data, setup, seeds=[0, 1], strategies=["NS"], prunings=["none", "WAUM"])
+    again, _ = run(data, setup, seeds=[0], strategies=["NS"], prunings=["none", "WAUM"])
+    pd.testing.assert_frame_equal(raw[raw.seed == 0].reset_index(drop=True), again)
+    assert sorted(idents) == [0, 1]
+    table = summarize(raw, note="toy")
+    acc = raw[(raw.method == "NS + WAUM") & (raw.metric == "accuracy")]["value"]
+    row = table[(table.method == "NS + WAUM") & (table.metric == "accuracy")].iloc[0]
+    assert row["value"] == pytest.approx(acc.mean())
+    assert row["std"] == pytest.approx(acc.std(ddof=1))
+    assert row["n_runs"] == 2 and row["note"] == "toy"
+    assert list(table.columns) == ["dataset", "method", "metric", "value", "std", "n_runs", "note"]
+
+
+def test_clear_errors():
+    data, X_test, y_test = planted_crowd(30)
+    setup = make_setup(X_test, y_test)
+    with pytest.raises(ValueError, match="unknown pruning"):
+        run_seed(data, setup, 0, strategies=["NS"], prunings=["WAUM(psi9)"])
+    with pytest.raises(ValueError, match="unknown strategy"):
+        run_seed(data, setup, 0, strategies=["NS", "Oracle"], prunings=["none"])
+    bad = WaumSetup("toy", small_net, train_kwargs={"epochs": 1}, test=(X_test, y_test), inputs=np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="5 rows for 30 tasks"):
+        run_seed(data, bad, 0, strategies=["NS"], prunings=["none"])
+    assert set(PRUNINGS) == {"none", "AUMC", "WAUM", "WAUM(psi1)", "WAUM(psi5)"}
+
+
+def test_standardize_uses_training_statistics():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(5, 3, size=(50, 4)), rng.normal(5, 3, size=(20, 4))
+    a_s, b_s = standardize(a, b)
+    np.testing.assert_allclose(a_s.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(a_s.std(0), 1, atol=1e-5)
+    np.testing.assert_allclose(b_s, (b - a.mean(0)) / a.std(0), rtol=1e-5)
