@@ -21,8 +21,9 @@ Initialisations:
   exactly 10 iterations, ``tol=None``).
 
 A row of ``pi_j`` with no mass (worker ``j`` got no weight on class ``k``) is set to the
-uniform distribution, or to the initial diagonal row with ``init="diagonal"`` (what the
-MMLC code does); zeros are floored at the smallest float before the log, so no NaN appears.
+uniform distribution over the labels worker ``j`` gave, or to the initial diagonal row with
+``init="diagonal"`` (what the MMLC code does); zeros are floored at the smallest float
+before the log, so no NaN appears.
 
 Stopping: after the E-step of iteration ``t``, stop when
 ``|ll_t - ll_{t-1}| / n_answers < tol`` (``stopping="per_answer"``, the default: the
@@ -75,6 +76,7 @@ class ConfusionEM(Aggregator):
         init: Init = "naive_soft",
         init_diagonal: float = 0.7,
         smoothing: float = 0.0,
+        count_floor: float = 0.0,
         stopping: Literal["per_answer", "relative"] = "per_answer",
         device: Any = None,
         dtype: Any = None,
@@ -86,8 +88,8 @@ class ConfusionEM(Aggregator):
             raise ValueError(f"unknown init {init!r}; use 'naive_soft', 'mv' or 'diagonal'")
         if not 0.0 < init_diagonal < 1.0:
             raise ValueError(f"init_diagonal must be in (0, 1), got {init_diagonal}")
-        if smoothing < 0:
-            raise ValueError(f"smoothing must be >= 0, got {smoothing}")
+        if smoothing < 0 or count_floor < 0:
+            raise ValueError(f"smoothing and count_floor must be >= 0, got {smoothing} and {count_floor}")
         if stopping not in ("per_answer", "relative"):
             raise ValueError(f"stopping must be 'per_answer' or 'relative', got {stopping!r}")
         self.n_iter = n_iter
@@ -95,6 +97,7 @@ class ConfusionEM(Aggregator):
         self.init = init
         self.init_diagonal = init_diagonal
         self.smoothing = smoothing
+        self.count_floor = count_floor
         self.stopping = stopping
         self.device = device
         self.dtype = dtype
@@ -104,12 +107,15 @@ class ConfusionEM(Aggregator):
     def _confusions_from_counts(self, xb: Any, counts: Any) -> Any:
         raise NotImplementedError
 
-    def _empty_row(self, xb: Any) -> Any:
-        if self.init != "diagonal":
-            return None
+    def _empty_row(self, xb: Any, seen: np.ndarray) -> Any:
+        """Replacement for rows without mass, broadcastable to (W, K, K)."""
         K = xb.K
-        row = np.full(K, (1.0 - self.init_diagonal) / (K - 1))
-        return xb.asarray(np.where(np.eye(K, dtype=bool), self.init_diagonal, row[None, :]))
+        if self.init == "diagonal":  # MMLC: back to the initial row
+            row = np.full(K, (1.0 - self.init_diagonal) / (K - 1))
+            return xb.asarray(np.where(np.eye(K, dtype=bool), self.init_diagonal, row[None, :]))
+        # uniform over the labels the worker gave: the row says nothing about the truth, and a
+        # label never given keeps probability 0 as in every other row of the ML estimate
+        return xb.asarray((seen / seen.sum(axis=1, keepdims=True))[:, None, :])
 
     def _converged(self, ll: float, previous: float, n_answers: int) -> bool:
         if not self.tol:
@@ -121,10 +127,14 @@ class ConfusionEM(Aggregator):
     def _fit(self, data: CrowdData) -> None:
         xb = make_backend(data, self.device, self.dtype)
         K = data.n_classes
-        self.empty_row_ = self._empty_row(xb)
+        seen = np.bincount(data.worker * K + data.label, minlength=data.n_workers * K).reshape(data.n_workers, K) > 0
+        self._fallback_rows = self._empty_row(xb, seen)
+        seen_mask = xb.asarray(seen[:, None, :].astype(np.float64)) if self.count_floor else None
 
         def m_step(posteriors: Any) -> tuple[Any, Any]:
             counts = xb.soft_counts(posteriors)
+            if seen_mask is not None:  # crowd-kit's clip(lower=1e-10) on the (worker, given label) cells
+                counts = counts + seen_mask * (self.count_floor - counts).clip(0)
             return self._confusions_from_counts(xb, counts), xb.mean_rows(posteriors)
 
         if self.init == "diagonal":
@@ -153,7 +163,7 @@ class ConfusionEM(Aggregator):
         self.loglik_history_ = history
         self.n_iter_ = len(history)
         self.backend_ = xb.name
-        del self.empty_row_
+        del self._fallback_rows
 
 
 class DawidSkene(ConfusionEM):
@@ -167,6 +177,8 @@ class DawidSkene(ConfusionEM):
     init_diagonal : diagonal of the initial confusions for init="diagonal".
     smoothing : pseudo-count added to every cell of the soft counts before normalising
         (a Dirichlet(1 + smoothing) MAP estimate; 0 = maximum likelihood).
+    count_floor : soft counts of the labels a worker gave are raised to at least this value
+        before normalising (crowd-kit uses 1e-10); 0 = exact maximum likelihood.
     device : None for numpy; "cpu", "cuda", "auto" or a torch.device for the torch path.
     dtype : torch dtype (float64 by default, so CPU torch matches numpy to 1e-10).
 
@@ -178,4 +190,4 @@ class DawidSkene(ConfusionEM):
     def _confusions_from_counts(self, xb: Any, counts: Any) -> Any:
         if self.smoothing:
             counts = counts + self.smoothing
-        return xb.normalise_rows(counts, self.empty_row_)
+        return xb.normalise_rows(counts, self._fallback_rows)
