@@ -12,7 +12,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export CROWD_DATA_DIR ?= $(abspath ../shared/data)
 export PYTHONHASHSEED := 0
 
-.PHONY: help install test unit smoke reproduce report bench bench-quick strip clean
+.PHONY: help install test unit smoke reproduce report bench bench-quick strip refresh clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,3 +54,7 @@ strip: $(STAMP) ## strip notebook outputs except cells tagged keep_output
 
 clean: ## remove build outputs (keeps .venv and reference results)
 	rm -rf build figures/*.png figures/*.pdf results/*_smoke.csv results/REPORT.md
+
+refresh: $(STAMP) ## re-run one notebook in smoke mode and store its tagged outputs (NB=notebooks/NN_x.ipynb)
+	@test -n "$(NB)" || { echo "usage: make refresh NB=notebooks/NN_topic.ipynb"; exit 2; }
+	$(PY) -m crowd.nbtools refresh $(NB)

@@ -1,6 +1,7 @@
 """Notebook hygiene: strip outputs except the result cells nbval checks, and lint the conventions.
 
-``python -m crowd.nbtools strip notebooks/*.ipynb`` keeps the outputs of cells tagged
+``python -m crowd.nbtools refresh NOTEBOOK`` runs a notebook in smoke mode and stores the outputs of its
+tagged cells (the reference nbval checks). ``python -m crowd.nbtools strip notebooks/*.ipynb`` keeps the outputs of cells tagged
 ``keep_output`` (those nbval compares under ``--nbval-lax``; they carry ``nbval-check-output`` too)
 and clears every other output and execution count.
 """
@@ -41,6 +42,31 @@ def strip(path: str | Path) -> bool:
     return False
 
 
+def refresh(path: str | Path, timeout: int = 1800) -> None:
+    """Execute a notebook with its default (smoke) parameters and store the tagged outputs back, stripped.
+
+    The stored outputs are what nbval compares under ``--nbval-lax``.
+    """
+    import tempfile
+
+    import papermill
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / path.name
+        papermill.execute_notebook(str(path), str(executed), cwd=str(path.parent), execution_timeout=timeout,
+                                   progress_bar=False)
+        ran = nbformat.read(executed, as_version=4)
+    source = nbformat.read(path, as_version=4)
+    if len(ran.cells) != len(source.cells):
+        raise RuntimeError(f"{path}: executed notebook has {len(ran.cells)} cells, source {len(source.cells)}")
+    for cell, done in zip(source.cells, ran.cells):
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = done.outputs, done.execution_count
+    nbformat.write(source, path)
+    strip(path)
+
+
 def problems(path: str | Path) -> list[str]:
     """Conventions every notebook follows (checked by the test suite)."""
     nb = nbformat.read(path, as_version=4)
@@ -61,13 +87,16 @@ def problems(path: str | Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] not in ("strip", "check"):
-        print("usage: python -m crowd.nbtools strip|check NOTEBOOK...", file=sys.stderr)
+    if len(argv) < 2 or argv[0] not in ("strip", "check", "refresh"):
+        print("usage: python -m crowd.nbtools strip|check|refresh NOTEBOOK...", file=sys.stderr)
         return 2
     status = 0
     for path in argv[1:]:
         if argv[0] == "strip":
             print(f"{path}: {'stripped' if strip(path) else 'clean'}")
+        elif argv[0] == "refresh":
+            refresh(path)
+            print(f"{path}: executed, tagged outputs stored")
         else:
             for problem in problems(path):
                 print(f"{path}: {problem}")
