@@ -111,3 +111,21 @@ def test_registry_matches_every_file_in_the_mirror():
     assert set(manifest["file"]) <= set(records)
     for row in manifest.itertuples():
         assert records[row.file].sha256 == row.sha256 and records[row.file].url == row.url
+
+
+@pytest.mark.parametrize("name, classes, path", [
+    ("labelme", datasets.LABELME_CLASSES, "tanglef+computo_2023/datasets/labelme/answers.json"),
+    ("music", datasets.MUSIC_CLASSES, "tanglef+computo_2023/datasets/music/answers.json"),
+])
+def test_peerannot_answers_json_is_the_same_crowd(name, classes, path):
+    """peerannot's copy (alphabetical classes, its own task order) holds the same answers as the loader's."""
+    from crowd.data import CrowdData
+
+    ours = datasets.load(name)
+    theirs = CrowdData.from_answers_json(registry.fetch(path), n_classes=len(classes))
+    to_alpha = np.argsort(np.argsort(classes))  # our class code -> alphabetical code
+    assert (theirs.n_tasks, theirs.n_workers, theirs.n_answers) == (ours.n_tasks, ours.n_workers, ours.n_answers)
+    # same multiset of per-task vote vectors
+    ours_votes = sorted(map(tuple, ours.vote_counts()[:, np.argsort(to_alpha)].tolist()))
+    theirs_votes = sorted(map(tuple, theirs.vote_counts().tolist()))
+    assert ours_votes == theirs_votes
