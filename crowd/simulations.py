@@ -257,7 +257,7 @@ def _aggregate(base: str, data: CrowdData, settings: SimulationSettings, seed: i
     if base == "DS":
         return np.asarray(DawidSkene(**settings.ds_kwargs).fit(data).probas_)
     if base == "GLAD":
-        from .aggregation import GLAD
+        from .aggregation.glad import GLAD
 
         return np.asarray(GLAD().fit(data).probas_)
     if base == "WDS":
@@ -363,3 +363,26 @@ def summarise(runs: pd.DataFrame, metrics: Sequence[str] = ("accuracy", "ece"), 
            .reset_index())
     out["note"] = note
     return out
+
+
+# ------------------------------------------------------------------- plotting
+def plot_points(ax, x: np.ndarray, values: np.ndarray, pruned: np.ndarray | None = None, title: str | None = None,
+                soft: bool = False, cmap: str | None = None, size: float = 8.0, vmin: float | None = None,
+                vmax: float | None = None):
+    """Scatter of 2-d tasks coloured by a hard label (or a continuous value with ``soft=True``);
+    ``pruned`` tasks are drawn as red crosses on top. Returns the scatter artist."""
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(values)
+    if soft:
+        art = ax.scatter(x[:, 0], x[:, 1], c=values, s=size, cmap=cmap or "viridis", vmin=vmin, vmax=vmax)
+    else:
+        colours = plt.get_cmap(cmap or "tab10")(values.astype(int) % 10)
+        art = ax.scatter(x[:, 0], x[:, 1], c=colours, s=size)
+    if pruned is not None and np.any(pruned):
+        ax.scatter(x[pruned, 0], x[pruned, 1], marker="x", c="red", s=size * 3, linewidths=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return art
