@@ -80,27 +80,43 @@ class AUMRecorder:
         if margin not in MARGINS:
             raise ValueError(f"unknown margin {margin!r}; choose among {MARGINS}")
         self.labels = to_tensor(labels, dtype=torch.long)
-        n = len(self.labels)
+        self.n_classes = n_classes
         self.margin, self.top_k, self.from_epoch = margin, top_k, from_epoch
-        self.margin_sum = torch.zeros(n, dtype=torch.float64)
-        self.count = torch.zeros(n, dtype=torch.float64)
-        self.last_probas = torch.full((n, n_classes), float("nan"))
+        self._device: torch.device | None = None
+        self._allocate(torch.device("cpu"))
+
+    def _allocate(self, device: torch.device) -> None:
+        # the accumulators live on the device of the logits: no host synchronisation per step on CUDA
+        n = len(self.labels)
+        self._device = device
+        self.labels = self.labels.to(device)
+        self.margin_sum = torch.zeros(n, dtype=torch.float64, device=device)
+        self.count = torch.zeros(n, dtype=torch.float64, device=device)
+        self._last = torch.full((n, self.n_classes), float("nan"), device=device)
 
     def __call__(self, epoch: int, rows: torch.Tensor, logits: torch.Tensor) -> None:
         if epoch < self.from_epoch:
             return
-        probas = torch.softmax(logits.float(), dim=1).cpu()
-        rows = rows.cpu()
+        if logits.device != self._device:
+            if bool((self.count > 0).any()):
+                raise RuntimeError("the logits moved to another device during training")
+            self._allocate(logits.device)
+        probas = torch.softmax(logits.float(), dim=1)
+        rows = rows.to(logits.device)
         m = margins(probas, self.labels.index_select(0, rows), self.margin, self.top_k)
         self.margin_sum.index_add_(0, rows, m.double())
-        self.count.index_add_(0, rows, torch.ones(len(rows), dtype=torch.float64))
-        self.last_probas[rows] = probas
+        self.count.index_add_(0, rows, torch.ones(len(rows), dtype=torch.float64, device=logits.device))
+        self._last[rows] = probas
+
+    @property
+    def last_probas(self) -> torch.Tensor:
+        return self._last.cpu()
 
     @property
     def aum(self) -> np.ndarray:
-        if (self.count == 0).any():
+        if bool((self.count == 0).any()):
             raise RuntimeError(f"{int((self.count == 0).sum())} row(s) were never recorded; train for at least one epoch")
-        return (self.margin_sum / self.count).numpy()
+        return (self.margin_sum / self.count).cpu().numpy()
 
 
 def n_to_prune(alpha: float, n: int) -> int:
