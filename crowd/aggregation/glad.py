@@ -62,13 +62,13 @@ class _NumpyOps:
 
     @staticmethod
     def softplus(x: np.ndarray) -> np.ndarray:
-        return np.logaddexp(0.0, x)
-
-    @staticmethod
-    def sigmoid(x: np.ndarray) -> np.ndarray:
-        from scipy.special import expit
-
-        return expit(x)
+        """log(1 + e^x) = max(x, 0) + log1p(e^-|x|), stable and faster than np.logaddexp."""
+        out = np.abs(x)
+        np.negative(out, out=out)
+        np.exp(out, out=out)
+        np.log1p(out, out=out)
+        out += np.maximum(x, 0.0)
+        return out
 
     @staticmethod
     def logsumexp_rows(a: np.ndarray) -> np.ndarray:
@@ -112,9 +112,6 @@ class _TorchOps:
 
     def softplus(self, x: Any) -> Any:
         return self.torch.nn.functional.softplus(x, beta=1.0, threshold=30.0)
-
-    def sigmoid(self, x: Any) -> Any:
-        return self.torch.sigmoid(x)
 
     def logsumexp_rows(self, a: Any) -> Any:
         return self.torch.logsumexp(a, dim=1)
@@ -181,7 +178,7 @@ class GLAD(Aggregator):
         K = ops.K
         log_k1 = float(np.log(K - 1))
         s = alpha[ops.worker] * ops.exp(b)[ops.task]
-        log_wrong = -ops.softplus(s) - log_k1  # log p(y = l | z = k), l != k
+        log_wrong = -ops.softplus(s) - log_k1  # log p(y = l | z = k), l != k: log(1 - sigma(s)) - log(K - 1)
         base = ops.scatter(ops.task, log_wrong, ops.n_tasks)  # every class pays the "wrong" price
         bonus = ops.scatter(ops.task_label, s + log_k1, ops.n_tasks * K).reshape(ops.n_tasks, K)
         log_t = bonus + base[:, None] + log_rho[None, :]
@@ -189,19 +186,26 @@ class GLAD(Aggregator):
         posteriors = ops.exp(log_t - log_z[:, None])
         return posteriors, ops.item(log_z.sum()) + self._log_prior(ops, alpha, b)
 
-    def _q(self, ops: Any, s: Any, w_right: Any, alpha: Any, b: Any) -> float:
+    def _q(self, ops: Any, s: Any, w_right: Any, alpha: Any, b: Any) -> tuple[float, Any]:
+        """Expected complete log-likelihood + log prior, and softplus(-s) = -log sigma(s) for reuse.
+
+        With softplus(s) = softplus(-s) + s:  w log sigma(s) + (1 - w)(log(1 - sigma(s)) - log(K - 1))
+        = -softplus(-s) - (1 - w) s - (1 - w) log(K - 1).
+        """
         log_k1 = float(np.log(ops.K - 1))
-        per_answer = -w_right * ops.softplus(-s) - (1.0 - w_right) * (ops.softplus(s) + log_k1)
-        return ops.item(per_answer.sum()) + self._log_prior(ops, alpha, b)
+        sp_neg = ops.softplus(-s)
+        wrong = 1.0 - w_right
+        value = -ops.item(sp_neg.sum()) - ops.item((wrong * s).sum()) - log_k1 * ops.item(wrong.sum())
+        return value + self._log_prior(ops, alpha, b), sp_neg
 
     def _m_step(self, ops: Any, posteriors: Any, alpha: Any, b: Any, n_answers: int) -> tuple[Any, Any]:
         (ma, va), (mb, vb) = self.alpha_prior, self.log_beta_prior
         w_right = posteriors.reshape(-1)[ops.task_label]  # T_{i, y_ij}
         beta = ops.exp(b)
         s = alpha[ops.worker] * beta[ops.task]
-        q = self._q(ops, s, w_right, alpha, b)
+        q, sp_neg = self._q(ops, s, w_right, alpha, b)
         for _ in range(self.m_step_iter):
-            sig = ops.sigmoid(s)
+            sig = ops.exp(-sp_neg)  # sigma(s)
             resid = w_right - sig
             curv = sig * (1.0 - sig)
             beta_t = beta[ops.task]
@@ -215,14 +219,14 @@ class GLAD(Aggregator):
                 new_alpha, new_b = alpha + t * step_a, b + t * step_b
                 new_beta = ops.exp(new_b)
                 new_s = new_alpha[ops.worker] * new_beta[ops.task]
-                new_q = self._q(ops, new_s, w_right, new_alpha, new_b)
+                new_q, new_sp_neg = self._q(ops, new_s, w_right, new_alpha, new_b)
                 if new_q >= q:
                     break
                 t *= 0.5
             else:  # no ascent direction left: at the optimum up to rounding
                 break
             improvement = new_q - q
-            alpha, b, beta, s, q = new_alpha, new_b, new_beta, new_s, new_q
+            alpha, b, beta, s, q, sp_neg = new_alpha, new_b, new_beta, new_s, new_q, new_sp_neg
             if improvement / n_answers < self.m_step_tol:
                 break
         return alpha, b
