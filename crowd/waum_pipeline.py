@@ -53,7 +53,8 @@ __all__ = [
     "STRATEGIES", "AGGREGATION_STRATEGIES", "DEEP_STRATEGIES", "PRUNINGS", "WaumSetup", "Identification",
     "identify", "aggregate", "fit_strategy", "method_name", "run_seed", "run", "summarize", "standardize",
     "Experiment", "available_strategies", "labelme_experiment", "music_experiment", "confidence_intervals",
-    "plot_forest", "worst_tasks", "plot_image_rows",
+    "plot_forest", "worst_tasks", "plot_image_rows", "cap_answers", "cifar10h_experiment", "cifar10_train_set",
+    "cifar10h_full_requirements", "images_to_tensor_normalised", "drop_idle_workers",
 ]
 
 AGGREGATION_STRATEGIES = ("MV", "NS", "DS", "GLAD", "WDS")
@@ -124,6 +125,23 @@ def standardize(train_x: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, .
     return tuple(((x - mean) / std).astype(np.float32) for x in (train_x, *others))
 
 
+def drop_idle_workers(data: CrowdData) -> CrowdData:
+    """The same answers with workers re-coded 0..m-1 over those who answered at least once.
+
+    Pruning tasks (``subset_tasks``) keeps every worker code, and a worker left without answers
+    has no Dawid-Skene confusion (0/0); the aggregators and the WAUM trust scores see only
+    the workers present.
+    """
+    used = np.flatnonzero(data.answers_per_worker() > 0)
+    if len(used) == data.n_workers:
+        return data
+    new_code = np.full(data.n_workers, -1, dtype=np.int64)
+    new_code[used] = np.arange(len(used))
+    return CrowdData(data.task, new_code[data.worker], data.label, data.n_tasks, len(used), data.n_classes,
+                     data.task_ids, data.worker_ids[used], data.class_names, data.gold, data.features, data.splits,
+                     dict(data.meta), data.name)
+
+
 def method_name(strategy: str, pruning: str) -> str:
     """Row name of the paper's tables: ``DS``, ``DS + WAUM``, ``CoNAL(0) + AUMC``..."""
     return strategy if pruning == "none" else f"{strategy} + {pruning}"
@@ -188,7 +206,7 @@ def identify(data: CrowdData, setup: WaumSetup, seed: int = 0, margins: Sequence
     """AUMC and WAUM scores of every task for the given margin keys (two trainings of T epochs)."""
     from .identification import AUMRecorder, trust_scores, weighted_task_average
 
-    data = as_crowd_data(data)
+    data = drop_idle_workers(as_crowd_data(data))
     data.require_all_tasks_answered()
     x = setup.train_inputs(data)
     make = setup.make_ident_model or setup.make_model
@@ -292,7 +310,7 @@ def run_seed(data: CrowdData, setup: WaumSetup, seed: int, strategies: Sequence[
              prunings: Sequence[str] = ("none", "AUMC", "WAUM"), identification: Identification | None = None,
              ) -> tuple[pd.DataFrame, Identification | None]:
     """One repetition: identification, then every (strategy, pruning) pair. Returns long rows."""
-    data = as_crowd_data(data)
+    data = drop_idle_workers(as_crowd_data(data))
     for p in prunings:
         if p not in PRUNINGS:
             raise ValueError(f"unknown pruning {p!r}; choose among {list(PRUNINGS)}")
@@ -309,7 +327,7 @@ def run_seed(data: CrowdData, setup: WaumSetup, seed: int, strategies: Sequence[
     for pruning, strategy in tqdm(pairs, desc=f"{setup.dataset} seed {seed}", disable=not setup.progress, leave=False):
         keep = np.ones(data.n_tasks, dtype=bool) if pruning == "none" else identification.keep_mask(pruning, setup.alpha)
         kept = np.flatnonzero(keep)
-        sub = data.subset_tasks(kept) if pruning != "none" else data
+        sub = drop_idle_workers(data.subset_tasks(kept)) if pruning != "none" else data
         probas = fit_strategy(strategy, sub, _take(x, kept) if pruning != "none" else x, setup, seed)
         for metric, value in evaluate(probas, test_y).items():
             rows.append({"dataset": setup.dataset, "method": method_name(strategy, pruning), "strategy": strategy,
@@ -430,6 +448,123 @@ def music_experiment(data: CrowdData, mode: str = "smoke", seed: int = 0, device
     ]
     return Experiment(setup, list(range(seed, seed + (3 if full else 1))), available_strategies(),
                       ["none", "AUMC", "WAUM"], [x for x in deviations if x])
+
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR10H_VALID_START = 9500  # tasks 9500..9999 are the paper's validation images
+
+
+def cap_answers(data: CrowdData, max_per_task: int, seed: int = 0) -> CrowdData:
+    """Keep at most ``max_per_task`` answers per task, drawn uniformly at random (seeded)."""
+    if max_per_task < 1:
+        raise ValueError(f"max_per_task must be >= 1, got {max_per_task}")
+    keys = np.random.default_rng(seed).random(data.n_answers)
+    order = np.lexsort((keys, data.task))  # by task, random within a task
+    first = np.searchsorted(data.task[order], data.task[order], side="left")
+    rank = np.empty(data.n_answers, dtype=np.int64)
+    rank[order] = np.arange(data.n_answers) - first
+    return data.subset_answers(rank < max_per_task)
+
+
+def cifar10_train_set(root: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The 50000 CIFAR-10 training images (the paper's CIFAR-10H test set) through torchvision.
+
+    They exist in no offline mirror: torchvision downloads them (170 MB) into the cache folder.
+    """
+    from torchvision.datasets import CIFAR10
+
+    from .registry import cache_dir
+
+    root = cache_dir() / "torchvision" if root is None else root
+    try:
+        train_set = CIFAR10(str(root), train=True, download=True)
+    except Exception as exc:  # no internet: say what is needed
+        raise FileNotFoundError(
+            "the CIFAR-10 training images (the WAUM paper's CIFAR-10H test set) are not available offline; "
+            f"torchvision could not download them into {root}: {exc}") from exc
+    return np.asarray(train_set.data), np.asarray(train_set.targets, dtype=np.int64)
+
+
+def cifar10h_full_requirements() -> dict[str, bool]:
+    """What the full CIFAR-10H experiment needs, and whether this machine has it."""
+    from .datasets import CIFAR10H_RAW
+    from .registry import is_available
+
+    return {"cifar10h-raw.zip (per-annotator answers of all 10000 images)": is_available(CIFAR10H_RAW),
+            "a CUDA GPU (ResNet-18, 150 epochs)": torch.cuda.is_available()}
+
+
+def cifar10h_experiment(data: CrowdData, mode: str = "smoke", seed: int = 0, device: Any = None, progress: bool = True,
+                        test: tuple[np.ndarray, np.ndarray] | None = None, smoke_answers_per_task: int = 2,
+                        smoke_test_size: int = 300) -> tuple[Experiment, CrowdData]:
+    """CIFAR-10H (Table 2, Figs. 3a, 7, 16). Returns the experiment and the training crowd.
+
+    ``data``: :func:`crowd.datasets.load_cifar10h` with images as features. With all 10000 tasks
+    (the raw file), training = tasks 0..9499 and validation = images 9500..9999 with their
+    CIFAR-10 labels, as in the paper; otherwise (offline) training = the 500 tasks that have
+    per-annotator answers and no validation.
+
+    Full mode (the paper): ResNet-18 (3x3 stem for 32x32 images), SGD lr 0.1, momentum 0.9,
+    weight decay 5e-4, batch 64, 150 epochs with lr /10 at 50 and 100; AUMC and WAUM with
+    T = 50 epochs of the same optimiser; alpha = 0.01; DS at most 50 iterations; 3 repetitions;
+    test = the 50000 CIFAR-10 training images (``test`` or :func:`cifar10_train_set`).
+    Smoke mode: the same pipeline with torchvision's ImageNet stem (16x fewer operations), one epoch,
+    batch 128, at most ``smoke_answers_per_task`` answers per task, and the first ``smoke_test_size``
+    CIFAR-10 test images that are not training tasks as the test set. Training tasks are the
+    answered tasks below 9500 (all of them with the raw file).
+    """
+    from .datasets import cifar10_test_images
+    from .models import resnet18
+
+    full = _check_mode(mode)
+    if data.features is None:
+        raise ValueError("CIFAR-10H data without images: load it with datasets.load_cifar10h(images=True)")
+    task_ids = np.asarray(data.task_ids, dtype=np.int64)
+    has_all = bool((task_ids < CIFAR10H_VALID_START).any())
+    deviations = []
+    if has_all:
+        train_codes = np.flatnonzero((task_ids < CIFAR10H_VALID_START) & (data.answers_per_task() > 0))
+        valid_codes = np.flatnonzero(task_ids >= CIFAR10H_VALID_START)
+        crowd = data.subset_tasks(train_codes)
+        valid = (images_to_tensor_normalised(data.features[valid_codes]), data.gold[valid_codes])
+    else:
+        crowd, valid = data, None
+        deviations.append(data.meta.get("substitutes", "") + "; training on those 500 tasks, no validation split")
+    if not full:
+        crowd = cap_answers(crowd, smoke_answers_per_task, seed)
+        deviations.append(f"smoke: at most {smoke_answers_per_task} answers per task, 1 epoch, ImageNet-stem ResNet-18")
+    if test is None:
+        if full:
+            test = cifar10_train_set()
+        else:
+            images, labels = cifar10_test_images()
+            used = np.asarray(crowd.task_ids, dtype=np.int64)
+            if valid is not None:
+                used = np.concatenate([used, task_ids[valid_codes]])
+            keep = np.flatnonzero(~np.isin(np.arange(len(images)), used))[:smoke_test_size]
+            test = (images[keep], labels[keep])
+            deviations.append(f"test: {len(keep)} CIFAR-10 test images outside the training tasks (the paper: the "
+                              "50000 CIFAR-10 training images, not available offline)")
+    sgd = dict(batch_size=64 if full else 128, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4)
+    small = full  # the 3x3 stem costs 16x more: smoke keeps the ImageNet stem
+    setup = WaumSetup(
+        "cifar10h", lambda: resnet18(data.n_classes, small_input=small),
+        train_kwargs=dict(epochs=150 if full else 1, milestones=(50, 100) if full else (), **sgd),
+        ident_kwargs=dict(epochs=50 if full else 1, **sgd),
+        test=(images_to_tensor_normalised(test[0]), np.asarray(test[1])),
+        inputs=images_to_tensor_normalised(crowd.features), valid=valid, alpha=0.01,
+        ds_kwargs={"n_iter": 50}, device=device, progress=progress)
+    seeds = list(range(seed, seed + (3 if full else 1)))
+    strategies = [s for s in available_strategies() if s in AGGREGATION_STRATEGIES]
+    return Experiment(setup, seeds, strategies, ["none", "AUMC", "WAUM"], [d for d in deviations if d]), crowd
+
+
+def images_to_tensor_normalised(images: Any) -> torch.Tensor:
+    """uint8 CIFAR images (N, 32, 32, 3) -> float (N, 3, 32, 32) standardised per channel."""
+    from .training import images_to_tensor
+
+    return images_to_tensor(images, CIFAR10_MEAN, CIFAR10_STD)
 
 
 def _check_mode(mode: str) -> bool:

@@ -152,3 +152,49 @@ def test_standardize_uses_training_statistics():
     np.testing.assert_allclose(a_s.mean(0), 0, atol=1e-5)
     np.testing.assert_allclose(a_s.std(0), 1, atol=1e-5)
     np.testing.assert_allclose(b_s, (b - a.mean(0)) / a.std(0), rtol=1e-5)
+
+
+def test_cifar10h_raw_zip_code_path(tmp_path, monkeypatch):
+    """The full-mode path (per-annotator cifar10h-raw.zip) on a small zip built from the real
+    answers of tasks 9500..9999 in the raw csv format, tasks 9500..9749 moved to 0..249 so that
+    both the training (< 9500) and validation (>= 9500) parts are exercised."""
+    import json
+    import zipfile
+
+    from crowd import datasets
+    from crowd.registry import fetch
+    from crowd.waum_pipeline import cifar10h_experiment, cifar10h_full_requirements
+
+    answers = json.loads(fetch("tanglef+computo_2023/datasets/cifar10H/answers_valid.json").read_text())
+    gold = np.load(fetch("jcpeterson+cifar10-human-experiments/confusion_matrices/test_set_cifar_labels.npy"))
+    rows = []
+    for task, votes in answers.items():
+        idx = int(task) - 9500 if int(task) < 9750 else int(task)
+        for worker, label in votes.items():
+            rows.append({"annotator_id": int(worker), "chosen_label": int(label), "true_label": int(gold[int(task)]),
+                         "cifar10_test_test_idx": idx, "is_attn_check": 0, "reaction_time": 1000.0})
+    for worker in range(5):  # attention checks: no image index, must be dropped
+        rows.append({"annotator_id": worker, "chosen_label": 3, "true_label": 3, "cifar10_test_test_idx": -99999,
+                     "is_attn_check": 1, "reaction_time": 500.0})
+    raw = pd.DataFrame(rows)
+    target = tmp_path / "jcpeterson+cifar-10h" / "data" / "cifar10h-raw.zip"
+    target.parent.mkdir(parents=True)
+    with zipfile.ZipFile(target, "w") as zf:
+        zf.writestr("cifar10h-raw.csv", raw.to_csv(index=False))
+    monkeypatch.setenv("CROWD_CACHE_DIR", str(tmp_path))
+    assert next(iter(cifar10h_full_requirements().values())) is True
+
+    data = datasets.load_cifar10h(raw=True)
+    kept = raw[raw["is_attn_check"] == 0]
+    assert data.n_answers == len(kept) == sum(len(v) for v in answers.values())
+    assert data.n_tasks == 10000
+    exp, crowd = cifar10h_experiment(data, "smoke", seed=0, progress=False, smoke_answers_per_task=2)
+    first_half = kept[kept["cifar10_test_test_idx"] < 9500]
+    assert crowd.n_tasks == 250 and np.array_equal(crowd.task_ids, np.arange(250))
+    assert np.array_equal(crowd.gold, gold[:250])  # gold comes from the CIFAR-10 label of the image index
+    assert crowd.n_answers == 2 * 250 and (crowd.answers_per_task() == 2).all()
+    assert first_half["cifar10_test_test_idx"].nunique() == 250
+    valid_x, valid_y = exp.setup.valid
+    assert tuple(valid_x.shape) == (500, 3, 32, 32) and np.array_equal(valid_y, gold[9500:])
+    test_x, test_y = exp.setup.test
+    assert len(test_y) == 300 and np.array_equal(test_y, gold[250:550])  # first images neither trained nor validated on
