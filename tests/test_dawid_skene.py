@@ -144,3 +144,25 @@ def test_mmlc_table1_ds_rows(name, paper):
     ds = DawidSkene(n_iter=10, tol=None, init="diagonal", init_diagonal=0.7).fit(data)
     assert ds.n_iter_ == 10
     assert abs(100 * ds.accuracy() - paper) <= 1.0
+
+
+def test_memory_is_linear_in_answers_not_tasks_times_workers():
+    import tracemalloc
+
+    from crowd.aggregation.glad import GLAD
+    from crowd.aggregation.one_coin import OneCoinDawidSkene
+
+    # 5000 tasks x 200000 workers: a dense tasks x workers float array would need 8 GB
+    data = simulate_crowd(5000, 200_000, 3, 3, seed=8)
+    budget = 200 * data.n_answers + 8 * data.n_workers * 9 * 6 + 8 * data.n_tasks * 3 * 10  # bytes, generous
+    for model in (DawidSkene(n_iter=5, tol=None), OneCoinDawidSkene(n_iter=5, tol=None), GLAD(n_iter=5, tol=None)):
+        assert data.answers_per_worker().min() == 0  # also checks workers without answers stay finite
+        tracemalloc.start()
+        model.fit(data)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < budget, (type(model).__name__, peak, budget)
+        assert peak < 150e6
+        for attr in ("probas_", "confusions_", "alphas_"):
+            if hasattr(model, attr):
+                assert np.all(np.isfinite(getattr(model, attr))), (type(model).__name__, attr)

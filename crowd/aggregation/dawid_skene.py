@@ -115,7 +115,9 @@ class ConfusionEM(Aggregator):
             return xb.asarray(np.where(np.eye(K, dtype=bool), self.init_diagonal, row[None, :]))
         # uniform over the labels the worker gave: the row says nothing about the truth, and a
         # label never given keeps probability 0 as in every other row of the ML estimate
-        return xb.asarray((seen / seen.sum(axis=1, keepdims=True))[:, None, :])
+        given = seen.sum(axis=1, keepdims=True)
+        rows = np.where(given > 0, seen / np.maximum(given, 1), 1.0 / K)  # a worker with no answer: uniform
+        return xb.asarray(rows[:, None, :])
 
     def _converged(self, ll: float, previous: float, n_answers: int) -> bool:
         if not self.tol:

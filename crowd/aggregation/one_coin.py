@@ -39,7 +39,8 @@ class OneCoinDawidSkene(ConfusionEM):
         K = xb.K
         right = right + self.smoothing
         total = total + self.smoothing * K
-        accuracy = right / total  # every worker has >= 1 answer, so total > 0
+        # a worker without answers (total = 0) gets the uninformative accuracy 1/K
+        accuracy = right / (total + (total <= 0) * 1.0) * (total > 0) + (total <= 0) * (1.0 / K)
         return xb.from_diagonal(accuracy[:, None] * xb.asarray(np.ones((1, K))))
 
     def _fit(self, data: Any) -> None:
