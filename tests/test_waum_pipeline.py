@@ -198,3 +198,41 @@ def test_cifar10h_raw_zip_code_path(tmp_path, monkeypatch):
     assert tuple(valid_x.shape) == (500, 3, 32, 32) and np.array_equal(valid_y, gold[9500:])
     test_x, test_y = exp.setup.test
     assert len(test_y) == 300 and np.array_equal(test_y, gold[250:550])  # first images neither trained nor validated on
+
+
+def test_cap_answers_and_idle_workers():
+    from crowd.waum_pipeline import cap_answers, drop_idle_workers
+
+    data, _, _ = planted_crowd(80)
+    capped = cap_answers(data, 2, seed=1)
+    assert (capped.answers_per_task() == np.minimum(data.answers_per_task(), 2)).all()
+    assert np.array_equal(capped.label, cap_answers(data, 2, seed=1).label)
+    # every kept answer is one of the original answers
+    key = lambda d: set(zip(d.task.tolist(), d.worker.tolist(), d.label.tolist()))  # noqa: E731
+    assert key(capped) <= key(data)
+    # tasks answered only by workers 0 and 1: the other workers go, codes stay consistent
+    only01 = data.subset_answers(np.isin(data.worker, [0, 1]))
+    sub = only01.subset_tasks(np.flatnonzero(only01.answers_per_task() > 0))
+    compact = drop_idle_workers(sub)
+    assert compact.n_workers == 2 and list(compact.worker_ids) == [0, 1]
+    assert key(compact) == key(sub)
+    soft = aggregate("WDS", compact)
+    assert np.isfinite(soft).all()
+
+
+def test_real_data_experiments_use_the_paper_settings():
+    from crowd import datasets
+    from crowd.waum_pipeline import labelme_experiment, music_experiment
+
+    labelme, music = datasets.load("labelme"), datasets.load("music")
+    lm = labelme_experiment(labelme, "full", progress=False)
+    assert lm.setup.alpha == 0.01 and lm.setup.ident_kwargs["epochs"] == 500 and lm.setup.ident_kwargs["lr"] == 5e-3
+    assert len(lm.seeds) == 5 and len(lm.setup.test[1]) == 1188 and len(lm.setup.valid[1]) == 500
+    assert set(lm.prunings) == {"none", "AUMC", "WAUM", "WAUM(psi1)", "WAUM(psi5)"}
+    mu = music_experiment(music, "full", progress=False)
+    assert mu.setup.alpha == 0.05 and mu.setup.ident_kwargs["epochs"] == 1000 and mu.setup.ident_kwargs["lr"] == 1e-3
+    assert len(mu.seeds) == 3 and len(mu.setup.test[1]) == 300 and mu.setup.valid is None
+    np.testing.assert_allclose(mu.setup.inputs.mean(axis=0), 0, atol=1e-4)
+    assert any("TEST set" in d for d in mu.deviations) and any("pooled" in d for d in lm.deviations)
+    with pytest.raises(ValueError, match="mode must be"):
+        labelme_experiment(labelme, "fast")
