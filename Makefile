@@ -52,6 +52,18 @@ report: $(STAMP) ## gather every reproduced table into results/REPORT.md
 strip: $(STAMP) ## strip notebook outputs except cells tagged keep_output
 	$(PY) -m crowd.nbtools strip $(NOTEBOOKS)
 
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: benchmarks/requirements-bench.txt
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-bench.txt
+	@touch $@
+
+bench: $(STAMP) $(BENCH_VENV)/.installed ## time our MV/DS/one-coin/GLAD against crowd-kit and peerannot (results/bench*.csv, figures/bench_scaling.png)
+	$(PY) -m crowd.bench --reference
+
+bench-quick: $(STAMP) ## the seconds-long benchmark variant (also run by make test)
+	$(PY) -m crowd.bench --quick
+
 clean: ## remove build outputs (keeps .venv and reference results)
 	rm -rf build figures/*.png figures/*.pdf results/*_smoke.csv results/REPORT.md
 
