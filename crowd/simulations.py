@@ -20,7 +20,8 @@ predictions, so their errors follow the geometry of the data, as in the paper.
 
 :func:`run_strategy` trains the (30, 20, 20) MLP on the labels one strategy produces (MV, NS, DS,
 GLAD, WDS, WDS + AUMC, WDS + WAUM, worker-wise WAUM) and evaluates it on the test split;
-:func:`run_experiment` repeats that over seeds and returns long-format results.
+:func:`run_experiment` repeats that over seeds (on one crowd, as the paper, or on a new crowd
+each time) and returns long-format results.
 """
 
 from __future__ import annotations
@@ -331,10 +332,20 @@ def run_strategy(data: CrowdData, strategy: str, settings: SimulationSettings | 
 
 
 def run_experiment(make_crowd: Callable[[int], CrowdData], strategies: Sequence[str], n_repetitions: int = 10,
-                   seed: int = 0, settings: SimulationSettings | None = None, progress: bool = True) -> pd.DataFrame:
-    """Every strategy on ``n_repetitions`` crowds ``make_crowd(seed + r)``; one row per (repetition, strategy)
-    with the test accuracy, ECE, 1 - ECE, train accuracy and number of kept tasks; plus one row per
-    repetition and worker (strategy ``"worker: <name>"``) with the worker's test accuracy."""
+                   seed: int = 0, settings: SimulationSettings | None = None, progress: bool = True,
+                   resample_data: bool = False) -> pd.DataFrame:
+    """Every strategy, ``n_repetitions`` times.
+
+    ``resample_data=False`` (the paper's protocol: peerannot trains with several seeds on one
+    simulated dataset, hence its near-zero standard deviations): one crowd ``make_crowd(seed)``,
+    repetition r re-runs the identification and the training with seed ``seed + r``.
+    ``resample_data=True``: repetition r also draws a new crowd ``make_crowd(seed + r)`` (points and
+    workers), which measures the spread over datasets as well.
+
+    One row per (repetition, strategy) with the test accuracy, ECE, 1 - ECE, train accuracy and
+    number of kept tasks; plus, for crowds of at most 10 workers, one row per repetition and worker
+    (method ``"worker: <name>"``) with the worker's test accuracy.
+    """
     settings = settings or SimulationSettings()
     rows = []
     reps = range(n_repetitions)
@@ -342,14 +353,15 @@ def run_experiment(make_crowd: Callable[[int], CrowdData], strategies: Sequence[
         from tqdm.auto import tqdm
 
         reps = tqdm(reps, desc="repetitions")
+    fixed = None if resample_data else make_crowd(seed)
     for r in reps:
-        data = make_crowd(seed + r)
+        data = make_crowd(seed + r) if resample_data else fixed
         cache: dict = {}
         for name in strategies:
             res = run_strategy(data, name, settings, seed=seed + r, cache=cache)
             rows.append({"repetition": r, "dataset": data.name, "method": name, **res.metrics})
-        for wname, acc in zip(data.meta["workers"], data.meta["worker_test_accuracy"]):
-            if len(data.meta["workers"]) <= 10:
+        if len(data.meta["workers"]) <= 10:
+            for wname, acc in zip(data.meta["workers"], data.meta["worker_test_accuracy"]):
                 rows.append({"repetition": r, "dataset": data.name, "method": f"worker: {wname}", "accuracy": float(acc)})
     return pd.DataFrame(rows)
 

@@ -92,3 +92,17 @@ def test_summarise_mean_std():
     assert out.loc[("A", "accuracy"), "value"] == pytest.approx(0.6)
     assert out.loc[("A", "accuracy"), "std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert out.loc[("B", "ece"), "n_runs"] == 2
+
+
+def test_run_experiment_fixed_or_resampled_crowd():
+    calls = []
+
+    def make(seed):
+        calls.append(seed)
+        return sim.many_workers(seed=seed, n_workers=6, tasks_per_class=10)
+
+    fixed = sim.run_experiment(make, ["NS"], n_repetitions=2, seed=5, settings=QUICK, progress=False)
+    assert calls == [5] and len(fixed) == 2 + 2 * 6  # strategy rows + worker rows
+    calls.clear()
+    resampled = sim.run_experiment(make, ["NS"], n_repetitions=2, seed=5, settings=QUICK, progress=False, resample_data=True)
+    assert calls == [5, 6] and set(resampled["repetition"]) == {0, 1}
