@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..data import CrowdData
-from ._em import resolve_device
+from ._em import logsumexp_rows, resolve_device
 from .base import Aggregator
 
 __all__ = ["GLAD"]
@@ -70,10 +70,7 @@ class _NumpyOps:
         out += np.maximum(x, 0.0)
         return out
 
-    @staticmethod
-    def logsumexp_rows(a: np.ndarray) -> np.ndarray:
-        m = a.max(axis=1, keepdims=True)
-        return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
+    logsumexp_rows = staticmethod(logsumexp_rows)
 
     @staticmethod
     def item(x: Any) -> float:
