@@ -64,8 +64,8 @@ def accuracy(predictions: Any, labels: Any) -> float:
 def top_k_accuracy(probas: Any, labels: Any, k: int = 2) -> float:
     """Share of samples whose label is among the ``k`` most probable classes.
 
-    Ties at the k-th place count in the label's favour only when the label's probability is
-    strictly above the (k+1)-th largest one, i.e. rank = 1 + #{classes with larger probability}.
+    The label's rank is 1 + the number of classes with a strictly larger probability, so ties
+    count in the label's favour.
     """
     p, y = _check(probas, labels)
     if not 1 <= k <= p.shape[1]:
