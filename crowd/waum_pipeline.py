@@ -54,7 +54,8 @@ __all__ = [
     "identify", "aggregate", "fit_strategy", "method_name", "run_seed", "run", "summarize", "standardize",
     "Experiment", "available_strategies", "labelme_experiment", "music_experiment", "confidence_intervals",
     "plot_forest", "worst_tasks", "plot_image_rows", "cap_answers", "cifar10h_experiment", "cifar10_train_set",
-    "cifar10h_full_requirements", "images_to_tensor_normalised", "drop_idle_workers",
+    "cifar10h_full_requirements", "images_to_tensor_normalised", "drop_idle_workers", "paired_differences",
+    "pruned_tasks_summary",
 ]
 
 AGGREGATION_STRATEGIES = ("MV", "NS", "DS", "GLAD", "WDS")
@@ -365,6 +366,43 @@ def summarize(raw: pd.DataFrame, note: str = "") -> pd.DataFrame:
     out["note"] = note
     out["_order"] = out["method"].map(order)
     return out.sort_values(["dataset", "_order", "metric"], kind="stable").drop(columns="_order").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------- diagnostics
+def paired_differences(raw: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Per strategy and pruning: mean and std over seeds of (pruned - unpruned) for the same seed.
+
+    The same seed gives the same initialisation and shuffling, so the paired difference isolates the
+    effect of pruning from the seed-to-seed spread.
+    """
+    sub = raw[raw["metric"] == metric]
+    wide = sub.pivot_table(index=["dataset", "strategy", "seed"], columns="pruning", values="value", sort=False)
+    if "none" not in wide.columns:
+        raise ValueError("paired differences need the unpruned runs (pruning 'none')")
+    diffs = wide.drop(columns="none").sub(wide["none"], axis=0)
+    long = diffs.stack().rename("difference").reset_index()
+    out = long.groupby(["dataset", "strategy", "pruning"], sort=False)["difference"].agg(["mean", "std", "count"])
+    return out.reset_index().rename(columns={"count": "n_runs"})
+
+
+def pruned_tasks_summary(data: CrowdData, identification: Identification, alpha: float,
+                         prunings: Sequence[str] = ("AUMC", "WAUM")) -> pd.DataFrame:
+    """What the pruning removes: number of tasks, accuracy of the majority vote on them (vs all tasks,
+    needs gold labels) and answers per task."""
+    if data.gold is None:
+        raise ValueError("pruned_tasks_summary needs gold labels")
+    mv = np.argmax(data.vote_counts(), axis=1)
+    known = data.gold >= 0
+    apt = data.answers_per_task()
+    rows = []
+    for pruning in prunings:
+        pruned = ~identification.keep_mask(pruning, alpha)
+        sel = pruned & known
+        rows.append({"pruning": pruning, "n_pruned": int(pruned.sum()),
+                     "mv_accuracy_pruned": float(np.mean(mv[sel] == data.gold[sel])) if sel.any() else np.nan,
+                     "mv_accuracy_all": float(np.mean(mv[known] == data.gold[known])),
+                     "answers_per_task_pruned": float(apt[pruned].mean()), "answers_per_task_all": float(apt.mean())})
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------- paper settings

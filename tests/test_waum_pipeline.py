@@ -236,3 +236,19 @@ def test_real_data_experiments_use_the_paper_settings():
     assert any("TEST set" in d for d in mu.deviations) and any("pooled" in d for d in lm.deviations)
     with pytest.raises(ValueError, match="mode must be"):
         labelme_experiment(labelme, "fast")
+
+
+def test_paired_differences_and_pruned_summary(toy):
+    from crowd.waum_pipeline import paired_differences, pruned_tasks_summary
+
+    raw = pd.DataFrame({"dataset": "toy", "strategy": "NS", "seed": [0, 0, 1, 1],
+                        "pruning": ["none", "WAUM", "none", "WAUM"], "metric": "accuracy", "value": [80.0, 83.0, 90.0, 89.0]})
+    out = paired_differences(raw).iloc[0]
+    assert out["mean"] == pytest.approx(1.0) and out["std"] == pytest.approx(np.std([3.0, -1.0], ddof=1))
+    assert out["n_runs"] == 2
+    data, setup, ident = toy
+    summary = pruned_tasks_summary(data, ident, setup.alpha).set_index("pruning")
+    # the planted errors are what gets pruned: MV is wrong on (nearly) all pruned tasks
+    assert (summary["n_pruned"] == N_FLIPPED).all()
+    assert (summary["mv_accuracy_pruned"] <= 2 / N_FLIPPED).all()
+    assert (summary["mv_accuracy_all"] > 0.85).all()
