@@ -50,7 +50,10 @@ def seed_everything(seed: int) -> None:
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` when given (``"cpu"``, ``"cuda"``, ``"cuda:1"``...), else CUDA when available, else CPU."""
+    """``device`` when given (``"cpu"``, ``"cuda"``, ``"cuda:1"``...), else ``$CROWD_DEVICE`` when set,
+    else CUDA when available, else CPU."""
+    if device is None:
+        device = os.environ.get("CROWD_DEVICE") or None
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)

@@ -107,3 +107,15 @@ def test_model_output_shapes():
     assert models.build_model("mlp", 3, in_features=2)(torch.zeros(5, 2)).shape == (5, 3)
     with pytest.raises(ValueError, match="unknown model"):
         models.build_model("alexnet", 3)
+
+
+def test_device_override_by_environment(monkeypatch):
+    from crowd.training import get_device
+
+    monkeypatch.setenv("CROWD_DEVICE", "cpu")
+    assert get_device().type == "cpu"
+    monkeypatch.setenv("CROWD_DEVICE", "cuda:0")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            get_device()
+    assert get_device("cpu").type == "cpu"  # an explicit argument wins
