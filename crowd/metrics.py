@@ -64,14 +64,17 @@ def accuracy(predictions: Any, labels: Any) -> float:
 def top_k_accuracy(probas: Any, labels: Any, k: int = 2) -> float:
     """Share of samples whose label is among the ``k`` most probable classes.
 
-    The label's rank is 1 + the number of classes with a strictly larger probability, so ties
-    count in the label's favour.
+    Ties are broken by class index, as ``argmax`` does for top-1 (so top-1 equals accuracy):
+    the label's 0-based rank is the number of classes more probable than it plus the tied
+    classes with a smaller index. Giving ties to the label instead would count every
+    zero-probability class as "in the top k" of a one-hot prediction.
     """
     p, y = _check(probas, labels)
     if not 1 <= k <= p.shape[1]:
         raise ValueError(f"k must be in [1, {p.shape[1]}], got {k}")
     p_label = p[np.arange(len(y)), y]
-    rank = (p > p_label[:, None]).sum(axis=1)  # classes strictly more probable than the label
+    before = np.arange(p.shape[1])[None, :] < y[:, None]
+    rank = (p > p_label[:, None]).sum(axis=1) + ((p == p_label[:, None]) & before).sum(axis=1)
     return float(np.mean(rank < k))
 
 

@@ -62,3 +62,14 @@ def test_bad_inputs_raise():
         metrics.top_k_accuracy(np.array([[0.5, 0.5]]), np.array([0]), 3)
     with pytest.raises(ValueError, match="shape"):
         metrics.ece(np.array([0.5, 0.5]), np.array([0, 1]))
+
+
+def test_top_k_does_not_reward_zero_probability_ties():
+    from crowd.metrics import accuracy, top_k_accuracy
+
+    one_hot = np.eye(4)[[0, 0, 1]]
+    labels = np.array([3, 0, 2])
+    # a one-hot prediction's second choice is one class, not every zero-probability class
+    assert top_k_accuracy(one_hot, labels, k=2) == pytest.approx(1 / 3)
+    assert top_k_accuracy(one_hot, labels, k=1) == pytest.approx(accuracy(one_hot, labels))
+    assert top_k_accuracy(one_hot, labels, k=4) == 1.0
