@@ -174,7 +174,12 @@ def run_one(impl: str, data_path: Path, n_iter: int, *, python: str, timeout_s: 
         return result
     if status is None:
         last = (stderr or stdout or "").strip().splitlines()[-1:] or ["no output"]
-        status = f"error: {last[0][:200]}"
+        if "MemoryError" in last[0] or "Unable to allocate" in last[0]:
+            # the peer asked for more memory than the machine has: it cannot finish at this size
+            need = last[0].split("allocate ")[1].split(" for")[0] if "allocate " in last[0] else "too much"
+            status = f"did not finish (memory cap: would allocate {need})"
+        else:
+            status = f"error: {last[0][:200]}"
     return {"impl": impl, "status": status, "peak_rss_mb": peak, "wall_s": np.nan,
             "stopped_after_s": time.perf_counter() - start}
 
