@@ -138,6 +138,14 @@ def build_report(mode: str = "full", output: Path | None = None) -> Path:
             for key in totals:
                 totals[key] += int((df["status"] == key).sum())
         lines += [_markdown(df), ""]
+    bench = paths.RESULTS_DIR / "bench.csv"
+    if not bench.is_file():
+        bench = paths.RESULTS_DIR / "bench_full.csv"
+    if bench.is_file():  # the truth-inference benchmark of `make bench` (the committed reference otherwise)
+        from .bench import markdown_table
+
+        lines += ["## Benchmark: truth inference speed (make bench)", "", f"Source file: `results/{bench.name}`", "",
+                  markdown_table(pd.read_csv(bench)), ""]
     summary = ", ".join(f"{v} {k}" for k, v in totals.items())
     lines.insert(4, f"**Summary over compared rows:** {summary}.\n")
     output.write_text("\n".join(lines))
