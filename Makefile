@@ -47,10 +47,10 @@ reproduce: $(STAMP) ## run every notebook in full mode (the papers' settings; GP
 	$(MAKE) report
 
 report: $(STAMP) ## gather every reproduced table into results/REPORT.md
-	$(PY) -m crowd.report full
+	$(PY) -m crowd.reporting.report full
 
 strip: $(STAMP) ## strip notebook outputs except cells tagged keep_output
-	$(PY) -m crowd.nbtools strip $(NOTEBOOKS)
+	$(PY) -m crowd.reporting.nbtools strip $(NOTEBOOKS)
 
 BENCH_VENV := .venv-bench
 $(BENCH_VENV)/.installed: benchmarks/requirements-bench.txt
@@ -59,14 +59,14 @@ $(BENCH_VENV)/.installed: benchmarks/requirements-bench.txt
 	@touch $@
 
 bench: $(STAMP) $(BENCH_VENV)/.installed ## time our MV/DS/one-coin/GLAD against crowd-kit and peerannot (results/bench*.csv, figures/bench_scaling.png)
-	$(PY) -m crowd.bench --reference
+	$(PY) -m benchmarks.bench --reference
 
 bench-quick: $(STAMP) ## the seconds-long benchmark variant (also run by make test)
-	$(PY) -m crowd.bench --quick
+	$(PY) -m benchmarks.bench --quick
 
 clean: ## remove build outputs (keeps .venv and reference results)
 	rm -rf build figures/*.png figures/*.pdf results/*_smoke.csv results/REPORT.md
 
 refresh: $(STAMP) ## re-run one notebook in smoke mode and store its tagged outputs (NB=notebooks/NN_x.ipynb)
 	@test -n "$(NB)" || { echo "usage: make refresh NB=notebooks/NN_topic.ipynb"; exit 2; }
-	$(PY) -m crowd.nbtools refresh $(NB)
+	$(PY) -m crowd.reporting.nbtools refresh $(NB)

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowd import datasets
+from crowd.data import datasets
 from crowd.aggregation.fast_ds import FastDawidSkene
 from crowd.aggregation.majority_vote import MajorityVote
-from crowd.report import compare
+from crowd.reporting.report import compare
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,9 @@ our DS matches crowd-kit's at equal iterations when .venv-bench exists, outputs 
 import numpy as np
 import pytest
 
-from crowd import bench, paths
-from crowd.simulate import simulate_crowd
+from benchmarks import bench
+from crowd import paths
+from crowd.simulation.confusion import simulate_crowd
 
 QUICK = bench.Case("test_5k", 1000, 60, 4, 5, n_iter=10)
 

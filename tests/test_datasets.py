@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crowd import datasets, registry
+from crowd.data import datasets
+from crowd.data import registry
 
 
 def test_labelme_counts():

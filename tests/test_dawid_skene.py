@@ -7,7 +7,7 @@ import pytest
 
 from crowd.aggregation.dawid_skene import DawidSkene
 from crowd.data import CrowdData
-from crowd.simulate import oracle_posterior, random_confusions, simulate_answers, simulate_crowd
+from crowd.simulation.confusion import oracle_posterior, random_confusions, simulate_answers, simulate_crowd
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_bad_arguments_are_named():
 
 # ------------------------------------------------------------------ real data
 def _real(name):
-    from crowd import datasets
+    from crowd.data import datasets
 
     try:
         return datasets.load(name, features=False) if name == "text" else datasets.load(name)

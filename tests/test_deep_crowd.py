@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from crowd.data import CrowdData
-from crowd.deep_crowd import CoNAL, CoNALNet, CrowdLayer, CrowdLayerNet, _gather_answers, answers_by_task
+from crowd.learning.deep_crowd import CoNAL, CoNALNet, CrowdLayer, CrowdLayerNet, _gather_answers, answers_by_task
 
 torch.set_num_threads(1)
 K = 3

@@ -6,7 +6,7 @@ import pytest
 from crowd.aggregation.fast_ds import FastDawidSkene
 from crowd.aggregation.majority_vote import MajorityVote
 from crowd.data import CrowdData
-from crowd.simulate import simulate_crowd
+from crowd.simulation.confusion import simulate_crowd
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from scipy.special import expit
 
 from crowd.aggregation.glad import GLAD
 from crowd.data import CrowdData
-from crowd.simulate import draw_distinct_workers
+from crowd.simulation.confusion import draw_distinct_workers
 
 
 def simulate_glad(n_tasks, n_workers, K, per_task, alphas, log_betas, seed):
@@ -85,7 +85,7 @@ def test_bad_arguments_are_named():
 
 def test_agrees_with_crowdkit_glad_on_labelme():
     crowdkit = pytest.importorskip("crowdkit.aggregation")
-    from crowd import datasets
+    from crowd.data import datasets
 
     try:
         data = datasets.load("labelme").subset_tasks(np.arange(400))  # crowd-kit's GLAD is slow

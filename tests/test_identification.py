@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from crowd import CrowdData, identification as idf, models, training
+from crowd import CrowdData
+from crowd import identification as idf
+from crowd.learning import models
+from crowd.learning import trainer as training
 
 torch.set_num_threads(1)
 FAST = dict(batch_size=32, lr=0.05, momentum=0.9, weight_decay=0.0, progress=False, seed=0)

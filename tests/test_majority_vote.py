@@ -6,10 +6,10 @@ import pytest
 from crowdkit.aggregation import MajorityVote as CkMajorityVote
 from crowdkit.aggregation.utils import get_accuracy
 
-from crowd import datasets
+from crowd.data import datasets
 from crowd.aggregation.majority_vote import MajorityVote, NaiveSoft, WeightedMajorityVote, break_ties, string_order
 from crowd.data import CrowdData
-from crowd.simulate import simulate_crowd
+from crowd.simulation.confusion import simulate_crowd
 
 
 def _tied_crowd(n_tasks: int, labels=(1, 3), n_classes: int = 5) -> CrowdData:

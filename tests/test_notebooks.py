@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from crowd import nbtools
+from crowd.reporting import nbtools
 from crowd.paths import NOTEBOOKS_DIR
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))

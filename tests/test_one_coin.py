@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from crowd.aggregation.one_coin import HomogeneousDawidSkene, OneCoinDawidSkene
-from crowd.simulate import simulate_answers
+from crowd.simulation.confusion import simulate_answers
 
 
 def _one_coin_confusions(accuracies, K):
@@ -69,7 +69,7 @@ def test_one_coin_agrees_with_crowdkit():
 # that row is checked at 2 points and reported.
 @pytest.mark.parametrize("name,paper,tolerance", [("labelme", 76.66, 1.5), ("text", 71.20, 1.5), ("music", 78.01, 2.0)])
 def test_mmlc_table1_hds_rows(name, paper, tolerance):
-    from crowd import datasets
+    from crowd.data import datasets
 
     try:
         data = datasets.load(name, features=False) if name == "text" else datasets.load(name)

@@ -7,8 +7,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from crowd import datasets, figures, paths
-from crowd.plots import dataset_statistics, naive_soft_entropy, plot_dataset_statistics
+from crowd.data import datasets
+from crowd.reporting import figures
+from crowd import paths
+from crowd.reporting.plots import dataset_statistics, naive_soft_entropy, plot_dataset_statistics
 
 
 def test_entropy_extremes():

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from crowd import paths, report
+from crowd import paths
+from crowd.reporting import report
 
 
 def test_compare_flags_within_outside_and_not_run():

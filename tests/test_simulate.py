@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from crowd.simulate import oracle_posterior, random_confusions, simulate_answers, simulate_crowd
+from crowd.simulation.confusion import oracle_posterior, random_confusions, simulate_answers, simulate_crowd
 
 
 def test_confusions_are_stochastic_with_requested_diagonal_and_spammers():

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from crowd import simulations as sim
+from crowd.simulation import waum_crowds as sim
 
 torch.set_num_threads(1)
 QUICK = sim.SimulationSettings(epochs=20, milestones=(10,), identification_epochs=5)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from crowd import models, training
+from crowd.learning import models
+from crowd.learning import trainer as training
 
 torch.set_num_threads(1)
 
@@ -110,7 +111,7 @@ def test_model_output_shapes():
 
 
 def test_device_override_by_environment(monkeypatch):
-    from crowd.training import get_device
+    from crowd.learning.trainer import get_device
 
     monkeypatch.setenv("CROWD_DEVICE", "cpu")
     assert get_device().type == "cpu"

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from crowd.data import CrowdData
-from crowd.waum_pipeline import (PRUNINGS, WaumSetup, aggregate, identify, method_name, run, run_seed,
+from crowd.experiments.waum import (PRUNINGS, WaumSetup, aggregate, identify, method_name, run, run_seed,
                                  standardize, summarize)
 
 torch.set_num_threads(1)
@@ -161,9 +161,9 @@ def test_cifar10h_raw_zip_code_path(tmp_path, monkeypatch):
     import json
     import zipfile
 
-    from crowd import datasets
-    from crowd.registry import fetch
-    from crowd.waum_pipeline import cifar10h_experiment, cifar10h_full_requirements
+    from crowd.data import datasets
+    from crowd.data.registry import fetch
+    from crowd.experiments.waum import cifar10h_experiment, cifar10h_full_requirements
 
     answers = json.loads(fetch("tanglef+computo_2023/datasets/cifar10H/answers_valid.json").read_text())
     gold = np.load(fetch("jcpeterson+cifar10-human-experiments/confusion_matrices/test_set_cifar_labels.npy"))
@@ -201,7 +201,7 @@ def test_cifar10h_raw_zip_code_path(tmp_path, monkeypatch):
 
 
 def test_cap_answers_and_idle_workers():
-    from crowd.waum_pipeline import cap_answers, drop_idle_workers
+    from crowd.experiments.waum import cap_answers, drop_idle_workers
 
     data, _, _ = planted_crowd(80)
     capped = cap_answers(data, 2, seed=1)
@@ -221,8 +221,8 @@ def test_cap_answers_and_idle_workers():
 
 
 def test_real_data_experiments_use_the_paper_settings():
-    from crowd import datasets
-    from crowd.waum_pipeline import labelme_experiment, music_experiment
+    from crowd.data import datasets
+    from crowd.experiments.waum import labelme_experiment, music_experiment
 
     labelme, music = datasets.load("labelme"), datasets.load("music")
     lm = labelme_experiment(labelme, "full", progress=False)
@@ -239,7 +239,7 @@ def test_real_data_experiments_use_the_paper_settings():
 
 
 def test_paired_differences_and_pruned_summary(toy):
-    from crowd.waum_pipeline import paired_differences, pruned_tasks_summary
+    from crowd.experiments.waum import paired_differences, pruned_tasks_summary
 
     raw = pd.DataFrame({"dataset": "toy", "strategy": "NS", "seed": [0, 0, 1, 1],
                         "pruning": ["none", "WAUM", "none", "WAUM"], "metric": "accuracy", "value": [80.0, 83.0, 90.0, 89.0]})

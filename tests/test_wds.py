@@ -7,7 +7,7 @@ from crowd.aggregation.dawid_skene import DawidSkene
 from crowd.aggregation.majority_vote import MajorityVote, NaiveSoft
 from crowd.aggregation.wds import WAUM_DS_SETTINGS, WDS
 from crowd.data import CrowdData
-from crowd.simulate import random_confusions, simulate_crowd
+from crowd.simulation.confusion import random_confusions, simulate_crowd
 
 
 def test_equal_diagonals_reduce_to_naive_soft():

@@ -5,7 +5,7 @@ import pytest
 from scipy.optimize import minimize
 
 from crowd.aggregation.worker_scores import rank_workers, spammer_score, trace_score
-from crowd.simulate import random_confusions
+from crowd.simulation.confusion import random_confusions
 
 
 def _numeric_distance(pi: np.ndarray) -> float:

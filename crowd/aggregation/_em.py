@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..data import CrowdData
+from crowd.data import CrowdData
 
 #: floor applied before taking logs of probabilities (a zero stays finite: exp(-708))
 TINY = np.finfo(np.float64).tiny

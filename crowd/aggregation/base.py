@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import CrowdData, as_crowd_data
+from crowd.data import CrowdData, as_crowd_data
 
 
 class Aggregator:

@@ -43,9 +43,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..data import CrowdData
-from ._em import make_backend
-from .base import Aggregator
+from crowd.data import CrowdData
+from crowd.aggregation._em import make_backend
+from crowd.aggregation.base import Aggregator
 
 __all__ = ["DawidSkene", "ConfusionEM"]
 

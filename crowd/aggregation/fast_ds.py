@@ -36,9 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import CrowdData
-from .base import Aggregator
-from .majority_vote import MajorityVote, TieBreak, break_ties
+from crowd.data import CrowdData
+from crowd.aggregation.base import Aggregator
+from crowd.aggregation.majority_vote import MajorityVote, TieBreak, break_ties
 
 __all__ = ["FastDawidSkene"]
 

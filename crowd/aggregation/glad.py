@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import CrowdData
-from ._em import logsumexp_rows, resolve_device
-from .base import Aggregator
+from crowd.data import CrowdData
+from crowd.aggregation._em import logsumexp_rows, resolve_device
+from crowd.aggregation.base import Aggregator
 
 __all__ = ["GLAD"]
 

@@ -18,8 +18,8 @@ from typing import Any, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from ..data import CrowdData
-from .base import Aggregator
+from crowd.data import CrowdData
+from crowd.aggregation.base import Aggregator
 
 __all__ = ["MajorityVote", "NaiveSoft", "WeightedMajorityVote", "break_ties", "string_order"]
 

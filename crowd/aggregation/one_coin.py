@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .dawid_skene import ConfusionEM, Init
+from crowd.aggregation.dawid_skene import ConfusionEM, Init
 
 __all__ = ["OneCoinDawidSkene", "HomogeneousDawidSkene"]
 

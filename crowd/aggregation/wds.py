@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import CrowdData
-from .base import Aggregator
-from .majority_vote import TieBreak, break_ties
+from crowd.data import CrowdData
+from crowd.aggregation.base import Aggregator
+from crowd.aggregation.majority_vote import TieBreak, break_ties
 
 __all__ = ["WDS", "WAUM_DS_SETTINGS"]
 
@@ -52,7 +52,7 @@ class WDS(Aggregator):
 
     def _fit(self, data: CrowdData) -> None:
         if self.confusions is None:
-            from .dawid_skene import DawidSkene  # fitted here only when no confusions are given
+            from crowd.aggregation.dawid_skene import DawidSkene  # fitted here only when no confusions are given
 
             settings = {**WAUM_DS_SETTINGS, **(self.ds_kwargs or {})}
             self.ds_ = DawidSkene(**settings).fit(data)

@@ -1,4 +1,4 @@
-"""One benchmark run in its own process (started by :mod:`crowd.bench`).
+"""One benchmark run in its own process (started by :mod:`benchmarks.bench`).
 
 Usage: ``python _bench_child.py IMPL DATA.npz OUT.json N_ITER``
 

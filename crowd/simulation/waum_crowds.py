@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .data import CrowdData, Split
+from crowd.data import CrowdData, Split
 
 __all__ = [
     "three_circles_points", "three_circles", "two_moons", "many_workers", "crowd_from_workers",
@@ -247,8 +247,8 @@ class StrategyResult:
 
 
 def _aggregate(base: str, data: CrowdData, settings: SimulationSettings, seed: int) -> np.ndarray:
-    from .aggregation import MajorityVote, NaiveSoft, WDS
-    from .aggregation.dawid_skene import DawidSkene
+    from crowd.aggregation import MajorityVote, NaiveSoft, WDS
+    from crowd.aggregation.dawid_skene import DawidSkene
 
     if base == "MV":
         labels = MajorityVote(tie_break="random", seed=seed).fit(data).labels_
@@ -258,7 +258,7 @@ def _aggregate(base: str, data: CrowdData, settings: SimulationSettings, seed: i
     if base == "DS":
         return np.asarray(DawidSkene(**settings.ds_kwargs).fit(data).probas_)
     if base == "GLAD":
-        from .aggregation.glad import GLAD
+        from crowd.aggregation.glad import GLAD
 
         return np.asarray(GLAD().fit(data).probas_)
     if base == "WDS":
@@ -268,9 +268,9 @@ def _aggregate(base: str, data: CrowdData, settings: SimulationSettings, seed: i
 
 def _identify(base: str, data: CrowdData, settings: SimulationSettings, seed: int, cache: dict | None):
     """AUMC / WAUM / worker-wise WAUM of the crowd (cached: the scores do not depend on alpha)."""
-    from . import identification as idf
-    from .models import MLP
-    from .training import seed_everything
+    from crowd import identification as idf
+    from crowd.learning.models import MLP
+    from crowd.learning.trainer import seed_everything
 
     kind = {"WDS + AUMC": "aumc", "WDS + WAUM": "waum", "WAUM": "waum", "worker-wise WAUM": "worker_wise"}[base]
     if cache is not None and kind in cache:
@@ -279,7 +279,7 @@ def _identify(base: str, data: CrowdData, settings: SimulationSettings, seed: in
     model = MLP(data.features.shape[1], data.n_classes, settings.hidden)
     common = dict(epochs=settings.identification_epochs, margin=settings.margin, **settings.train_kwargs(seed))
     if kind == "aumc":
-        from .aggregation import MajorityVote
+        from crowd.aggregation import MajorityVote
 
         mv = MajorityVote(tie_break="random", seed=seed).fit(data).labels_
         ident = idf.AUMC(**common).fit(data, model, mv_labels=mv)
@@ -299,10 +299,10 @@ def run_strategy(data: CrowdData, strategy: str, settings: SimulationSettings | 
     Pruning strategies compute AUMC / WAUM (T = ``identification_epochs``), drop the
     ceil(alpha n) lowest tasks, re-run DS on the kept answers and train on the WDS soft labels.
     """
-    from . import metrics
-    from .aggregation import WDS
-    from .models import MLP
-    from .training import predict_proba, seed_everything, train
+    from crowd import metrics
+    from crowd.aggregation import WDS
+    from crowd.learning.models import MLP
+    from crowd.learning.trainer import predict_proba, seed_everything, train
 
     settings = settings or SimulationSettings()
     base, alpha = parse_strategy(strategy)

@@ -6,14 +6,14 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
-from .data import CrowdData
+from crowd.data import CrowdData
 
 AggregatorFactory = Callable[[], object]
 
 
 def mmlc_feature_blind_methods() -> dict[str, AggregatorFactory]:
     """MMLC Table 1's feature-blind aggregators with the settings of the authors' code (REPLICATION_NOTES)."""
-    from .aggregation import DawidSkene, FastDawidSkene, HomogeneousDawidSkene, MajorityVote
+    from crowd.aggregation import DawidSkene, FastDawidSkene, HomogeneousDawidSkene, MajorityVote
 
     return {
         # MMLC's code reads labels as strings, so its "smallest label" on ties is the smallest as text ("10" < "2")

@@ -45,9 +45,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import CrowdData, as_crowd_data
-from .metrics import evaluate
-from .training import predict_proba, seed_everything, train
+from crowd.data import CrowdData, as_crowd_data
+from crowd.metrics import evaluate
+from crowd.learning.trainer import predict_proba, seed_everything, train
 
 __all__ = [
     "STRATEGIES", "AGGREGATION_STRATEGIES", "DEEP_STRATEGIES", "PRUNINGS", "WaumSetup", "Identification",
@@ -80,7 +80,7 @@ class WaumSetup:
 
     make_model : factory of the classifier trained on the (pruned) labels (also the CrowdLayer /
         CoNAL backbone).
-    train_kwargs : arguments of :func:`crowd.training.train` for that classifier (epochs,
+    train_kwargs : arguments of :func:`crowd.learning.trainer.train` for that classifier (epochs,
         batch_size, optimizer, lr, weight_decay, milestones, ...). CrowdLayer and CoNAL use the
         same epochs / optimiser / schedule.
     make_ident_model, ident_kwargs : the identification network (AUMC and WAUM) and its training
@@ -90,7 +90,7 @@ class WaumSetup:
     test, valid : (inputs, gold labels); ``valid`` selects the best epoch (accuracy) when given.
     ds_kwargs : Dawid-Skene settings for DS, WDS and the WAUM trust scores.
     glad_kwargs : GLAD settings.
-    transform : batch augmentation for images (see :func:`crowd.training.random_crop_flip`).
+    transform : batch augmentation for images (see :func:`crowd.learning.trainer.random_crop_flip`).
     device : None = CUDA when available.
     """
 
@@ -184,7 +184,7 @@ class Identification:
         return getattr(self, family)[key]
 
     def keep_mask(self, pruning: str, alpha: float) -> np.ndarray:
-        from .identification import prune_mask
+        from crowd.identification.scores import prune_mask
 
         if pruning == "none":
             return np.ones(len(self.mv_labels), dtype=bool)
@@ -192,8 +192,8 @@ class Identification:
 
 
 def _ds_confusions(data: CrowdData, ds_kwargs: dict[str, Any]) -> np.ndarray:
-    from .aggregation.dawid_skene import DawidSkene
-    from .aggregation.wds import WAUM_DS_SETTINGS
+    from crowd.aggregation.dawid_skene import DawidSkene
+    from crowd.aggregation.wds import WAUM_DS_SETTINGS
 
     ds = DawidSkene(**{**WAUM_DS_SETTINGS, **ds_kwargs}).fit(data)
     conf = ds.confusions_
@@ -205,7 +205,7 @@ def _ds_confusions(data: CrowdData, ds_kwargs: dict[str, Any]) -> np.ndarray:
 def identify(data: CrowdData, setup: WaumSetup, seed: int = 0, margins: Sequence[str] = ("yang", "pleiss", "yang_top2"),
              confusions: np.ndarray | None = None) -> Identification:
     """AUMC and WAUM scores of every task for the given margin keys (two trainings of T epochs)."""
-    from .identification import AUMRecorder, trust_scores, weighted_task_average
+    from crowd.identification.scores import AUMRecorder, trust_scores, weighted_task_average
 
     data = drop_idle_workers(as_crowd_data(data))
     data.require_all_tasks_answered()
@@ -244,8 +244,8 @@ def identify(data: CrowdData, setup: WaumSetup, seed: int = 0, margins: Sequence
 def aggregate(strategy: str, data: CrowdData, seed: int = 0, ds_kwargs: dict[str, Any] | None = None,
               glad_kwargs: dict[str, Any] | None = None) -> np.ndarray:
     """Training targets of a label-aggregation strategy: int labels (MV) or soft labels (n_tasks, K)."""
-    from .aggregation.majority_vote import MajorityVote, NaiveSoft
-    from .aggregation.wds import WAUM_DS_SETTINGS, WDS
+    from crowd.aggregation.majority_vote import MajorityVote, NaiveSoft
+    from crowd.aggregation.wds import WAUM_DS_SETTINGS, WDS
 
     ds_settings = {**WAUM_DS_SETTINGS, **(ds_kwargs or {})}
     if strategy == "MV":
@@ -253,11 +253,11 @@ def aggregate(strategy: str, data: CrowdData, seed: int = 0, ds_kwargs: dict[str
     if strategy == "NS":
         model = NaiveSoft()
     elif strategy == "DS":
-        from .aggregation.dawid_skene import DawidSkene
+        from crowd.aggregation.dawid_skene import DawidSkene
 
         model = DawidSkene(**ds_settings)
     elif strategy == "GLAD":
-        from . import aggregation
+        from crowd import aggregation
 
         if not hasattr(aggregation, "GLAD"):
             raise ImportError("GLAD is not available in crowd.aggregation yet")
@@ -274,7 +274,7 @@ def aggregate(strategy: str, data: CrowdData, seed: int = 0, ds_kwargs: dict[str
 
 
 def _deep_learner(strategy: str, setup: WaumSetup, seed: int):
-    from .deep_crowd import CoNAL, CrowdLayer
+    from crowd.learning.deep_crowd import CoNAL, CrowdLayer
 
     kw = setup.train_kwargs
     common = dict(n_epochs=kw["epochs"], batch_size=kw.get("batch_size", 64), lr=kw.get("lr", 0.1),
@@ -420,7 +420,7 @@ class Experiment:
 
 def available_strategies() -> list[str]:
     """STRATEGIES, without GLAD when crowd.aggregation does not provide it."""
-    from . import aggregation
+    from crowd import aggregation
 
     return [s for s in STRATEGIES if s != "GLAD" or hasattr(aggregation, "GLAD")]
 
@@ -433,7 +433,7 @@ def labelme_experiment(data: CrowdData, mode: str = "smoke", seed: int = 0, devi
     lr 5e-3 (section 4), training with Adam lr 5e-3, batch 64, 100 epochs, the epoch of best
     validation accuracy kept (500 validation images).
     """
-    from .models import RodriguesHead
+    from crowd.learning.models import RodriguesHead
 
     full = _check_mode(mode)
     d = data.features.shape[1]
@@ -465,7 +465,7 @@ def music_experiment(data: CrowdData, mode: str = "smoke", seed: int = 0, device
     (section 4), training with Adam lr 5e-3, batch 64, 100 epochs with lr /10 at 68 and 91 (the
     authors' 1100-epoch schedule with milestones 750 and 1000, scaled), last epoch kept.
     """
-    from .models import MusicMLP
+    from crowd.learning.models import MusicMLP
 
     full = _check_mode(mode)
     x_train, x_test = standardize(np.asarray(data.features, dtype=np.float32),
@@ -512,7 +512,7 @@ def cifar10_train_set(root: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """
     from torchvision.datasets import CIFAR10
 
-    from .registry import cache_dir
+    from crowd.data.registry import cache_dir
 
     root = cache_dir() / "torchvision" if root is None else root
     try:
@@ -526,8 +526,8 @@ def cifar10_train_set(root: Any = None) -> tuple[np.ndarray, np.ndarray]:
 
 def cifar10h_full_requirements() -> dict[str, bool]:
     """What the full CIFAR-10H experiment needs, and whether this machine has it."""
-    from .datasets import CIFAR10H_RAW
-    from .registry import is_available
+    from crowd.data.datasets import CIFAR10H_RAW
+    from crowd.data.registry import is_available
 
     return {"cifar10h-raw.zip (per-annotator answers of all 10000 images)": is_available(CIFAR10H_RAW),
             "a CUDA GPU (ResNet-18, 150 epochs)": torch.cuda.is_available()}
@@ -538,7 +538,7 @@ def cifar10h_experiment(data: CrowdData, mode: str = "smoke", seed: int = 0, dev
                         smoke_test_size: int = 300) -> tuple[Experiment, CrowdData]:
     """CIFAR-10H (Table 2, Figs. 3a, 7, 16). Returns the experiment and the training crowd.
 
-    ``data``: :func:`crowd.datasets.load_cifar10h` with images as features. With all 10000 tasks
+    ``data``: :func:`crowd.data.datasets.load_cifar10h` with images as features. With all 10000 tasks
     (the raw file), training = tasks 0..9499 and validation = images 9500..9999 with their
     CIFAR-10 labels, as in the paper; otherwise (offline) training = the 500 tasks that have
     per-annotator answers and no validation.
@@ -552,8 +552,8 @@ def cifar10h_experiment(data: CrowdData, mode: str = "smoke", seed: int = 0, dev
     CIFAR-10 test images that are not training tasks as the test set. Training tasks are the
     answered tasks below 9500 (all of them with the raw file).
     """
-    from .datasets import cifar10_test_images
-    from .models import resnet18
+    from crowd.data.datasets import cifar10_test_images
+    from crowd.learning.models import resnet18
 
     full = _check_mode(mode)
     if data.features is None:
@@ -600,7 +600,7 @@ def cifar10h_experiment(data: CrowdData, mode: str = "smoke", seed: int = 0, dev
 
 def images_to_tensor_normalised(images: Any) -> torch.Tensor:
     """uint8 CIFAR images (N, 32, 32, 3) -> float (N, 3, 32, 32) standardised per channel."""
-    from .training import images_to_tensor
+    from crowd.learning.trainer import images_to_tensor
 
     return images_to_tensor(images, CIFAR10_MEAN, CIFAR10_STD)
 

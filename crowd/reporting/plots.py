@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .data import CrowdData
+from crowd.data import CrowdData
 
 
 def naive_soft_entropy(vote_counts: np.ndarray) -> np.ndarray:

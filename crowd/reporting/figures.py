@@ -6,7 +6,7 @@ from pathlib import Path
 
 import matplotlib
 
-from . import paths
+from crowd import paths
 
 
 def save_figure(fig: "matplotlib.figure.Figure", name: str, formats: tuple[str, ...] = ("png", "pdf"), dpi: int = 150) -> list[Path]:

@@ -1,7 +1,7 @@
 """Performance benchmark: our MV, DS, one-coin DS and GLAD against crowd-kit's and peerannot's.
 
-``python -m crowd.bench`` (``make bench``) generates every case once (seeded, with
-confusion-matrix workers and spammers from :mod:`crowd.simulate`), then runs each
+``python -m benchmarks.bench`` (``make bench``) generates every case once (seeded, with
+confusion-matrix workers and spammers from :mod:`crowd.simulation.confusion`), then runs each
 implementation on the SAME answers in its own process: ours with this interpreter,
 the peers with ``.venv-bench/bin/python`` (crowd-kit 1.4.2 and peerannot live there so
 they never touch the project's environment). Each run is capped in wall time and in
@@ -19,7 +19,7 @@ sorted scatter-add over tasks), and the machine's copy bandwidth.
 Outputs: ``results/bench.csv`` (one row per case x implementation), ``results/bench.md``
 (times, ratios ours/peer, accuracies), ``figures/bench_scaling.png`` (log-log time vs
 answers); ``--reference`` also writes the committed ``results/bench_full.csv``.
-``python -m crowd.bench --quick`` runs a seconds-long variant (used by the tests).
+``python -m benchmarks.bench --quick`` runs a seconds-long variant (used by the tests).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from . import paths
-from .simulate import simulate_crowd
+from crowd import paths
+from crowd.simulation.confusion import simulate_crowd
 
 __all__ = ["Case", "CASES", "QUICK_CASES", "run_benchmark", "roofline_reference", "markdown_table", "main"]
 
@@ -352,7 +352,7 @@ def write_outputs(df: pd.DataFrame, *, stem: str = "bench", figure: bool = True,
         written["reference"] = paths.RESULTS_DIR / f"{stem}_full.csv"
         shutil.copyfile(written["csv"], written["reference"])
     if figure:
-        from .figures import save_figure
+        from crowd.reporting.figures import save_figure
 
         fig = scaling_figure(df)
         written["figure"] = save_figure(fig, f"{stem}_scaling")[0]
@@ -360,7 +360,7 @@ def write_outputs(df: pd.DataFrame, *, stem: str = "bench", figure: bool = True,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m crowd.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="seconds-long variant (one 10k-answer case)")
     parser.add_argument("--cases", help="comma-separated case names (default: all of the mode)")
     parser.add_argument("--impls", help="comma-separated implementations (default: all of the mode)")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import paths
+from crowd import paths
 
 KEYS = ["dataset", "method", "metric"]
 DEFAULT_MIN_TOLERANCE = 1.0
@@ -142,7 +142,7 @@ def build_report(mode: str = "full", output: Path | None = None) -> Path:
     if not bench.is_file():
         bench = paths.RESULTS_DIR / "bench_full.csv"
     if bench.is_file():  # the truth-inference benchmark of `make bench` (the committed reference otherwise)
-        from .bench import markdown_table
+        from benchmarks.bench import markdown_table
 
         lines += ["## Benchmark: truth inference speed (make bench)", "", f"Source file: `results/{bench.name}`", "",
                   markdown_table(pd.read_csv(bench)), ""]
@@ -164,5 +164,5 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-if __name__ == "__main__":  # python -m crowd.report [mode]
+if __name__ == "__main__":  # python -m crowd.reporting.report [mode]
     print(build_report(sys.argv[1] if len(sys.argv) > 1 else "full"))

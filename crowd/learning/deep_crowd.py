@@ -37,7 +37,7 @@ Implementation notes (what differs from peerannot, the WAUM authors' code):
   subtracts the (unsquared) norm once per batch. ``W_g`` and ``W_j`` start at ``2 I``
   as in peerannot / CoNAL-pytorch.
 * With a validation split, the classifier of the epoch with the best validation accuracy
-  (first one on ties) is kept, as :func:`crowd.training.train` does for the other strategies
+  (first one on ties) is kept, as :func:`crowd.learning.trainer.train` does for the other strategies
   (peerannot keeps the lowest validation loss); the copy lives in memory.
 """
 
@@ -53,14 +53,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import CrowdData, as_crowd_data
+from crowd.data import CrowdData, as_crowd_data
 
 __all__ = ["CrowdLayerNet", "CoNALNet", "CrowdLayer", "CoNAL", "answers_by_task"]
 
 
 # ---------------------------------------------------------------- devices / seeds
 def _resolve_device(device: str | torch.device | None) -> torch.device:
-    from .training import get_device  # the package-wide choice: CUDA when present unless overridden
+    from crowd.learning.trainer import get_device  # the package-wide choice: CUDA when present unless overridden
 
     return get_device(device)
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import CrowdData, Split
-from .registry import DataFileError, cache_dir, fetch, is_available, sha256_of
+from crowd.data import CrowdData, Split
+from crowd.data.registry import DataFileError, cache_dir, fetch, is_available, sha256_of
 
 __all__ = ["load", "fetch", "cifar10h_vote_counts", "cifar10_test_images", "labelme_image", "DATASETS", "DataFileError"]
 

@@ -1,7 +1,7 @@
 """Registry of every real data file: where to find it, how to check it.
 
 Each file is known by its path in the offline mirror, ``<owner>+<repo>/<path in repo>``,
-with its size and sha256 (``crowd/registry.tsv``, taken from the mirror's MANIFEST).
+with its size and sha256 (``crowd/data/registry.tsv``, taken from the mirror's MANIFEST).
 :func:`fetch` looks for a file in this order and always verifies the sha256:
 
 1. the local mirror folder named by the environment variable ``CROWD_DATA_DIR``
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .paths import PACKAGE_DIR, PROJECT_ROOT
+from crowd.paths import PACKAGE_DIR, PROJECT_ROOT
 
 DATA_DIR_ENV = "CROWD_DATA_DIR"
 CACHE_DIR_ENV = "CROWD_CACHE_DIR"
@@ -48,7 +48,7 @@ HOW_TO_GET = {
     ),
     "derived/cifar10_test_10000_combined.npz": (
         "this file is derived (see shared/data/README.md) and exists only in the offline mirror; with internet, "
-        "use crowd.datasets.cifar10_test_images(source='torchvision') for the official images"
+        "use crowd.data.datasets.cifar10_test_images(source='torchvision') for the official images"
     ),
 }
 
@@ -78,7 +78,7 @@ class FileRecord:
 @lru_cache(maxsize=1)
 def registry() -> dict[str, FileRecord]:
     records = {}
-    with open(PACKAGE_DIR / "registry.tsv") as fh:
+    with open(Path(__file__).with_name("registry.tsv")) as fh:
         for line in fh:
             if line.startswith("#") or line.startswith("path\t"):
                 continue
@@ -136,7 +136,7 @@ def fetch(path: str, download: bool | None = None) -> Path:
     """
     records = registry()
     if path not in records:
-        raise KeyError(f"{path!r} is not a registered data file (see crowd/registry.tsv)")
+        raise KeyError(f"{path!r} is not a registered data file (see crowd/data/registry.tsv)")
     record = records[path]
     looked = []
     for base in (mirror_dir(), cache_dir()):

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import CrowdData, as_crowd_data
-from .training import get_device, to_tensor, train
+from crowd.data import CrowdData, as_crowd_data
+from crowd.learning.trainer import get_device, to_tensor, train
 
 __all__ = [
     "margins", "AUMRecorder", "AUM", "AUMC", "WAUM", "WorkerWiseWAUM",
@@ -69,7 +69,7 @@ def margins(probas: Any, labels: Any, kind: str = "yang", top_k: int = 1) -> tor
 
 
 class AUMRecorder:
-    """Step callback for :func:`crowd.training.train` accumulating margins per training row.
+    """Step callback for :func:`crowd.learning.trainer.train` accumulating margins per training row.
 
     After training: ``aum`` (n_rows,) is the mean margin over the recorded steps of each row and
     ``last_probas`` (n_rows, K) the training-mode softmax of each row the last time it was seen.
@@ -157,7 +157,7 @@ def _make_model(model: nn.Module | Callable[[], nn.Module]) -> nn.Module:
 
 
 def _ds_confusions(data: CrowdData, ds_kwargs: dict | None) -> np.ndarray:
-    from .aggregation.dawid_skene import DawidSkene
+    from crowd.aggregation.dawid_skene import DawidSkene
 
     ds = DawidSkene(**(ds_kwargs or {}))
     ds.fit(data)
@@ -168,7 +168,7 @@ class AUM:
     """Area Under the Margin of (input, label) pairs (Pleiss et al. 2020; eq. 2 of the WAUM paper).
 
     ``fit(model, inputs, labels)`` trains ``model`` (a module or a factory) for ``epochs`` epochs
-    with :func:`crowd.training.train` (``train_kwargs``: optimizer, lr, batch_size, milestones,
+    with :func:`crowd.learning.trainer.train` (``train_kwargs``: optimizer, lr, batch_size, milestones,
     seed, device, ...) while recording margins. Fitted: ``aum_`` (n,), ``last_probas_`` (n, K),
     ``model_``, ``history_``.
     """

@@ -1,7 +1,7 @@
 """Notebook hygiene: strip outputs except the result cells nbval checks, and lint the conventions.
 
-``python -m crowd.nbtools refresh NOTEBOOK`` runs a notebook in smoke mode and stores the outputs of its
-tagged cells (the reference nbval checks). ``python -m crowd.nbtools strip notebooks/*.ipynb`` keeps the outputs of cells tagged
+``python -m crowd.reporting.nbtools refresh NOTEBOOK`` runs a notebook in smoke mode and stores the outputs of its
+tagged cells (the reference nbval checks). ``python -m crowd.reporting.nbtools strip notebooks/*.ipynb`` keeps the outputs of cells tagged
 ``keep_output`` (those nbval compares under ``--nbval-lax``; they carry ``nbval-check-output`` too)
 and clears every other output and execution count.
 """
@@ -82,13 +82,13 @@ def problems(path: str | Path) -> list[str]:
         if cell.outputs and not tags & KEEP_TAGS:
             found.append(f"code cell {i} has outputs but no keep_output tag (run make strip)")
     if code and "versions()" not in code[-1].source:
-        found.append("last code cell must record versions (crowd.report.versions())")
+        found.append("last code cell must record versions (crowd.reporting.report.versions())")
     return found
 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] not in ("strip", "check", "refresh"):
-        print("usage: python -m crowd.nbtools strip|check|refresh NOTEBOOK...", file=sys.stderr)
+        print("usage: python -m crowd.reporting.nbtools strip|check|refresh NOTEBOOK...", file=sys.stderr)
         return 2
     status = 0
     for path in argv[1:]:

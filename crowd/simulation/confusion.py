@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import CrowdData
+from crowd.data import CrowdData
 
 __all__ = ["random_confusions", "simulate_answers", "simulate_crowd", "oracle_posterior", "draw_distinct_workers"]
 
@@ -206,7 +206,7 @@ def simulate_answers(
     np.minimum(label, K - 1, out=label)
 
     meta = {"confusions": conf, "priors": priors, "seed": seed if not isinstance(seed, np.random.Generator) else None,
-            "source": "crowd.simulate (Dawid-Skene generative model)"}
+            "source": "crowd.simulation.confusion (Dawid-Skene generative model)"}
     return CrowdData(task, worker, label, n_tasks, n_workers, K, gold=truth, meta=meta, name=name)
 
 
@@ -246,7 +246,7 @@ def oracle_posterior(data: CrowdData, confusions: np.ndarray | None = None,
     Defaults to ``data.meta["confusions"]`` and ``data.meta["priors"]`` of a simulated crowd.
     Its argmax is the best accuracy any aggregator of these answers can expect.
     """
-    from .aggregation._em import e_step_numpy, AnswerIndex
+    from crowd.aggregation._em import e_step_numpy, AnswerIndex
 
     conf = data.meta["confusions"] if confusions is None else np.asarray(confusions, dtype=float)
     rho = data.meta["priors"] if priors is None else np.asarray(priors, dtype=float)

@@ -1,0 +1,1 @@
+"""Experiment runners and each paper's settings."""

@@ -1,0 +1,1 @@
+"""Reporting: paper-vs-reproduced tables, the report, the one figure helper, plots, notebook hygiene."""
