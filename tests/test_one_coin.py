@@ -70,10 +70,11 @@ def test_one_coin_agrees_with_crowdkit():
 @pytest.mark.parametrize("name,paper,tolerance", [("labelme", 76.66, 1.5), ("text", 71.20, 1.5), ("music", 78.01, 2.0)])
 def test_mmlc_table1_hds_rows(name, paper, tolerance):
     from crowd.data import datasets
+    from crowd.data.registry import DataFileError
 
     try:
         data = datasets.load(name, features=False) if name == "text" else datasets.load(name)
-    except Exception as err:
+    except DataFileError as err:
         pytest.skip(f"{name} data not available: {err}")
     model = HomogeneousDawidSkene().fit(data)
     assert model.n_iter_ <= 20
