@@ -1,0 +1,1 @@
+"""Named experiment settings (presets) of the papers, one module per paper."""
