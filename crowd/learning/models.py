@@ -140,3 +140,46 @@ def build_model(name: str, n_classes: int, in_features: int | None = None, **kwa
     if name not in factories:
         raise ValueError(f"unknown model {name!r}; choose among {sorted(factories)}")
     return factories[name]()
+
+
+# --------------------------------------------------------------------------------------------
+# Networks of the CMM experiments (Mena & Nanculef 2019; read from FMena14/MixtureofGroups,
+# code/learning_models.py: MLP_Keras(16, 1, drop=0.2) and default_CNN). LabelMe uses
+# RodriguesHead above (MLP_Keras(128, 1, drop=0.5) on the pooled VGG16 features is the same net).
+class CMMMLP(MLP):
+    """Setup (1) of CMM: Flatten -> Dense(16) ReLU -> Dropout(0.2) -> Dense(K) (inputs standardised, batch 64)."""
+
+    def __init__(self, in_features: int = 2, n_classes: int = 3, hidden: int = 16, dropout: float = 0.2):
+        super().__init__(in_features, n_classes, hidden=(hidden,), dropout=dropout)
+
+
+class CifarCNN(nn.Module):
+    """Setup (2) of CMM (the authors' ``default_CNN``), for 32x32 RGB inputs scaled to [0, 1]:
+
+    3 blocks [Conv3x3-ReLU-BN] x 2 (32, 64, 128 filters) + MaxPool(2) + Dropout(0.25), then
+    Flatten -> Dense(128) ReLU -> BN -> Dropout(0.25) -> Dense(K). Batch norm uses Keras'
+    defaults (momentum 0.99 i.e. torch momentum 0.01, eps 1e-3), the order is Keras' (ReLU before BN).
+    """
+
+    def __init__(self, n_classes: int = 10, in_channels: int = 3, image_size: int = 32, dropout: float = 0.25):
+        super().__init__()
+        if image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8 (three 2x2 poolings), got {image_size}")
+        layers: list[nn.Module] = []
+        width = in_channels
+        for filters in (32, 64, 128):
+            for _ in range(2):
+                layers += [nn.Conv2d(width, filters, 3, padding=1), nn.ReLU(),
+                           nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01)]
+                width = filters
+            layers += [nn.MaxPool2d(2), nn.Dropout(dropout)]
+        side = image_size // 8
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(128 * side * side, 128), nn.ReLU(), nn.BatchNorm1d(128, eps=1e-3, momentum=0.01),
+            nn.Dropout(dropout), nn.Linear(128, n_classes),
+        )
+        self.n_classes = n_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
