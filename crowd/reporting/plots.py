@@ -51,16 +51,57 @@ def plot_dataset_statistics(stats: dict[str, np.ndarray], name: str, axes: Seque
     return fig
 
 
+def rows_with_data(data: CrowdData, labels: np.ndarray) -> np.ndarray:
+    """Which rows of each worker's confusion matrix rest on data: ``out[j, l]`` is True when worker ``j``
+    answered at least one task whose (estimated or gold) label ``labels[task]`` is ``l``.
+
+    The other rows are filler: Dawid-Skene's M-step has no answer to count there, so whatever it stores
+    (a prior, a uniform or marginal row) says nothing about the worker. Cost O(n_answers).
+    """
+    labels = np.asarray(labels)
+    if labels.shape != (data.n_tasks,):
+        raise ValueError(f"labels must hold one class per task ({data.n_tasks}), got shape {labels.shape}")
+    seen = np.zeros((data.n_workers, data.n_classes), dtype=bool)
+    seen[data.worker, labels[data.task]] = True
+    return seen
+
+
+def average_confusion(confusions: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average confusion matrix over workers, each row averaged over the workers with data in that row.
+
+    Returns ``(average, n_workers)``: ``average[l]`` is the mean of ``confusions[j, l]`` over the workers ``j``
+    with ``observed[j, l]`` (NaN when none), ``n_workers[l]`` how many they are. Filler rows
+    (see :func:`rows_with_data`) would otherwise pull the average toward DS's default.
+    """
+    confusions, observed = np.asarray(confusions, dtype=float), np.asarray(observed, dtype=bool)
+    if observed.shape != confusions.shape[:2]:
+        raise ValueError(f"observed has shape {observed.shape}, expected {confusions.shape[:2]} (workers, classes)")
+    n_workers = observed.sum(axis=0)
+    total = np.einsum("jlk,jl->lk", confusions, observed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_workers[:, None] > 0, total / n_workers[:, None], np.nan), n_workers
+
+
 def plot_confusion(matrix: np.ndarray, ax: plt.Axes, title: str = "", class_names: Sequence[str] | None = None,
-                   annotate: bool = True) -> None:
-    """One confusion matrix, rows = true class, columns = answered class, values in [0, 1]."""
-    matrix = np.asarray(matrix)
-    ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+                   annotate: bool = True, observed_rows: np.ndarray | None = None) -> None:
+    """One confusion matrix, rows = true class, columns = answered class, values in [0, 1].
+
+    Rows that are NaN, or False in ``observed_rows``, have no data: they are drawn grey and marked "no data".
+    """
+    matrix = np.array(matrix, dtype=float)
     k = matrix.shape[0]
+    if observed_rows is not None:
+        matrix[~np.asarray(observed_rows, dtype=bool)] = np.nan
+    cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
+    ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap=cmap)
     ticks = class_names if class_names is not None and k <= 10 else range(k)
     ax.set_xticks(range(k), ticks, rotation=90, fontsize=7)
     ax.set_yticks(range(k), ticks, fontsize=7)
     ax.set(xlabel="answered", ylabel="true", title=title)
+    empty = np.isnan(matrix).all(axis=1)
+    for r in np.flatnonzero(empty):
+        ax.text((k - 1) / 2, r, "no data", ha="center", va="center", fontsize=6, color="0.3")
     if annotate and k <= 10:
         for (r, c), v in np.ndenumerate(matrix):
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
+            if not empty[r] and np.isfinite(v):
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
