@@ -74,12 +74,130 @@ def result_path(notebook: str, table: str, mode: str) -> Path:
     return paths.RESULTS_DIR / f"{notebook}_{table}_{mode}.csv"
 
 
-def save_result(df: pd.DataFrame, notebook: str, table: str, mode: str) -> Path:
-    """Write a reproduced (or compared) table to ``results/<notebook>_<table>_<mode>.csv``."""
+def meta_path(result: Path) -> Path:
+    """The provenance sidecar of a results file: ``results/NN_x_full.csv`` -> ``results/NN_x_full.meta.json``."""
+    return Path(result).with_suffix(".meta.json")
+
+
+PROVENANCE_PACKAGES = ["numpy", "torch", "pandas", "scikit-learn", "scipy"]
+
+
+def _git(*args: str) -> str | None:
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "-C", str(paths.PROJECT_ROOT), *args], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def provenance(mode: str, seeds: list[int] | None = None, parameters: dict | None = None,
+               device: str | None = None) -> dict:
+    """What produced a result: commit (and whether the tree differed from it), mode, seeds, parameters,
+    library versions, device and thread counts. Outputs (``results/``, ``figures/``) do not count as dirty."""
+    import importlib.metadata as md
+    import os
+
+    head = _git("rev-parse", "HEAD")
+    changed = _git("status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude)results", ":(exclude)figures")
+    dirty_files = sorted(line[3:] for line in changed.splitlines() if line.strip()) if changed is not None else None
+    lib = {"python": platform.python_version()}
+    for pkg in PROVENANCE_PACKAGES:
+        try:
+            lib[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            lib[pkg] = "not installed"
+    threads: dict[str, object] = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if os.environ.get(k)}
+    threads["cpu_count"] = os.cpu_count()
+    try:
+        import torch
+
+        from crowd.device import resolve_device
+
+        threads["torch"] = torch.get_num_threads()
+        if device is None:
+            resolved = resolve_device("auto")
+            device = f"cuda: {torch.cuda.get_device_name(resolved)}" if resolved.type == "cuda" else str(resolved)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return {
+        "commit": head.strip() if head else "unknown (not a git checkout)",
+        "dirty": bool(dirty_files) if dirty_files is not None else None,
+        "dirty_files": (dirty_files or [])[:30],
+        "mode": mode, "seeds": None if seeds is None else [int(x) for x in seeds],
+        "parameters": parameters or {},
+        "versions": lib, "device": device or "cpu", "threads": threads,
+        "platform": platform.platform(), "machine": platform.machine(),
+        "crowd_device": os.environ.get("CROWD_DEVICE"),
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def save_result(df: pd.DataFrame, notebook: str, table: str, mode: str, seeds: list[int] | None = None,
+                parameters: dict | None = None, device: str | None = None) -> Path:
+    """Write a reproduced (or compared) table to ``results/<notebook>_<table>_<mode>.csv`` and its provenance
+    (:func:`provenance`) to the ``.meta.json`` sidecar beside it.
+
+    When the file already holds exactly these bytes and its sidecar the same mode, seeds and parameters, neither
+    is rewritten: the sidecar keeps naming the commit that first produced these numbers, and a run that
+    reproduces them bit for bit leaves ``git status`` clean.
+    """
+    import hashlib
+    import json
+
     target = result_path(notebook, table, mode)
     target.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(target, index=False)
+    text = df.to_csv(index=False)
+    meta = provenance(mode, seeds, parameters, device)
+    meta["file"] = target.name
+    meta["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    sidecar = meta_path(target)
+    if target.is_file() and sidecar.is_file() and target.read_bytes() == text.encode():
+        old = _read_meta(sidecar)
+        if old and all(old.get(k) == meta[k] for k in ("mode", "seeds", "parameters", "sha256")):
+            return target
+    target.write_text(text)
+    sidecar.write_text(json.dumps(meta, indent=1, sort_keys=False) + "\n")
     return target
+
+
+def _read_meta(sidecar: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def provenance_line(result: Path) -> str:
+    """One Markdown line saying what produced ``result`` (from its sidecar), or that nobody knows."""
+    import hashlib
+
+    sidecar = meta_path(result)
+    if not sidecar.is_file():
+        return (f"Provenance unknown: no `{sidecar.name}` (the file predates provenance records; "
+                "`make verify` checks whether today's code still produces it).")
+    meta = _read_meta(sidecar)
+    if meta is None:
+        return f"Provenance unreadable: `{sidecar.name}` is not valid JSON."
+    if meta.get("sha256") != hashlib.sha256(result.read_bytes()).hexdigest():
+        return (f"Provenance stale: `{result.name}` changed after `{sidecar.name}` was written "
+                f"(it recorded commit {str(meta.get('commit'))[:12]}).")
+    commit = str(meta.get("commit", "unknown"))
+    state = {True: "dirty tree", False: "clean tree"}.get(meta.get("dirty"), "tree state unknown")
+    if meta.get("dirty"):
+        files = meta.get("dirty_files") or []
+        state += f": {', '.join(files[:5])}" + (" ..." if len(files) > 5 else "")
+    lib = ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())
+    threads = meta.get("threads") or {}
+    thread_text = ", ".join(f"{k}={v}" for k, v in threads.items())
+    seeds = meta.get("seeds")
+    extra = f"; parameters {meta['parameters']}" if meta.get("parameters") else ""
+    return (f"Provenance: commit `{commit[:12]}` ({state}); mode {meta.get('mode')}; "
+            f"seeds {seeds if seeds is not None else 'not recorded'}{extra}; {lib}; device {meta.get('device')}; "
+            f"threads {thread_text}; {meta.get('machine', '')} {meta.get('platform', '')}; written {meta.get('created')}.")
 
 
 def versions() -> pd.DataFrame:
@@ -128,7 +246,7 @@ def build_report(mode: str = "full", output: Path | None = None) -> Path:
     totals["smoke only"] = 0
     for (nb, table), path in sorted(files.items()):
         df = pd.read_csv(path)
-        lines += [f"## {nb} / {table}", "", f"Source file: `results/{path.name}`", ""]
+        lines += [f"## {nb} / {table}", "", f"Source file: `results/{path.name}`", "", provenance_line(path), ""]
         if not path.name.endswith(f"_{mode}.csv") and "status" in df.columns:
             # a smoke run is a plumbing check, not a replication: never count it as within or outside
             lines += [f"No {mode}-mode result here (see notebook {nb} for what its {mode} mode needs); "
@@ -145,7 +263,7 @@ def build_report(mode: str = "full", output: Path | None = None) -> Path:
         from benchmarks.bench import markdown_table
 
         lines += ["## Benchmark: truth inference speed (make bench)", "", f"Source file: `results/{bench.name}`", "",
-                  markdown_table(pd.read_csv(bench)), ""]
+                  provenance_line(bench), "", markdown_table(pd.read_csv(bench)), ""]
     summary = ", ".join(f"{v} {k}" for k, v in totals.items())
     lines.insert(4, f"**Summary over compared rows:** {summary}.\n")
     output.write_text("\n".join(lines))
