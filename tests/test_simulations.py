@@ -1,12 +1,13 @@
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
+from crowd.experiments import runner
+from crowd.experiments.settings import waum as presets
 from crowd.simulation import waum_crowds as sim
 
 torch.set_num_threads(1)
-QUICK = sim.SimulationSettings(epochs=20, milestones=(10,), identification_epochs=5)
+QUICK = presets.SimulationSettings(epochs=20, milestones=(10,), identification_epochs=5)
 
 
 def test_three_circles_shapes_and_determinism():
@@ -55,17 +56,32 @@ def test_random_workers_follow_appendix_grid():
     assert kinds == {"LinearSVC", "SVC", "GBM"}
 
 
-def test_parse_strategy():
-    assert sim.parse_strategy("WDS + WAUM (alpha=0.1)") == ("WDS + WAUM", 0.1)
-    assert sim.parse_strategy("worker-wise WAUM (alpha=1e-3)") == ("worker-wise WAUM", 0.001)
-    assert sim.parse_strategy("MV") == ("MV", None)
-    with pytest.raises(ValueError, match="needs an alpha"):
-        sim.parse_strategy("WDS + WAUM")
-    with pytest.raises(ValueError, match="unknown strategy"):
-        sim.parse_strategy("CrowdLayer")
+def test_only_the_expected_convergence_warning_is_silenced():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.tree import DecisionTreeClassifier
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sim.three_circles(seed=0)  # the SVC stopped after one iteration does not converge, on purpose
+    assert caught == []
+
+    class Noisy(DecisionTreeClassifier):
+        def fit(self, x, y):
+            warnings.warn("not converged", ConvergenceWarning)
+            warnings.warn("something else", UserWarning)
+            return super().fit(x, y)
+
+    x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sim.crowd_from_workers(x, y, x, y, [("noisy", Noisy(max_depth=1))], 2)
+    assert [w.category for w in caught] == [UserWarning]
 
 
-def test_run_strategy_prunes_and_learns_from_perfect_workers():
+def test_runner_prunes_and_learns_from_perfect_workers():
     from sklearn.tree import DecisionTreeClassifier
 
     rng = np.random.default_rng(0)
@@ -74,35 +90,34 @@ def test_run_strategy_prunes_and_learns_from_perfect_workers():
     x = (centres[y] + rng.normal(0, 0.5, (300, 2))).astype(np.float32)
     workers = [(f"tree{j}", DecisionTreeClassifier(random_state=j)) for j in range(3)]  # fit the truth exactly
     data = sim.crowd_from_workers(x[:200], y[:200], x[200:], y[200:], workers, 3)
-    cache = {}
-    for name in ("MV", "NS", "WDS + WAUM (alpha=0.1)", "WDS + AUMC (alpha=0.25)"):
-        res = sim.run_strategy(data, name, QUICK, seed=0, cache=cache)
-        assert res.metrics["accuracy"] > 0.95, name
-        assert 0 <= res.metrics["ece"] <= 1
-        expected = 200 - int(np.ceil(sim.parse_strategy(name)[1] * 200)) if "alpha" in name else 200
-        assert res.keep.sum() == expected == res.metrics["n_train"]
-        assert np.isnan(res.targets[~res.keep]).all()
-    assert set(cache) == {"waum", "aumc"}
+    setup = QUICK.setup(data)
+    s = QUICK.strategies()
+    methods = [runner.Method(s["MV"]), runner.Method(s["NS"]),
+               runner.Method(s["WDS"], runner.with_alpha(presets.PRUNINGS["WAUM"], 0.1)),
+               runner.Method(s["WDS"], runner.with_alpha(presets.PRUNINGS["AUMC"], 0.25))]
+    assert [m.label for m in methods] == ["MV", "NS", "WDS + WAUM (alpha=0.1)", "WDS + AUMC (alpha=0.25)"]
+    ident = runner.Identification(data, setup, seed=0)
+    for m in methods:
+        res = runner.run_method(data, m, setup, seed=0, identification=ident)
+        assert res.metrics["accuracy"] > 0.95, m.label
+        assert res.metrics["train_accuracy"] > 0.95 and 0 <= res.metrics["ece"] <= 1
+        expected = 200 - int(np.ceil(m.pruning.alpha * 200)) if m.pruning.prunes else 200
+        assert res.keep.sum() == expected
+        assert np.isnan(res.targets[~res.keep]).all() and np.isfinite(res.targets[res.keep]).all()
+    assert set(ident.waum) == set(ident.aumc) == {"yang"} and ident.worker_wise == {}
 
 
-def test_summarise_mean_std():
-    runs = pd.DataFrame({"repetition": [0, 1, 0, 1], "dataset": "d", "method": ["A", "A", "B", "B"],
-                         "accuracy": [0.5, 0.7, 0.9, 0.9], "ece": [0.1, 0.3, 0.0, 0.2]})
-    out = sim.summarise(runs).set_index(["method", "metric"])
-    assert out.loc[("A", "accuracy"), "value"] == pytest.approx(0.6)
-    assert out.loc[("A", "accuracy"), "std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
-    assert out.loc[("B", "ece"), "n_runs"] == 2
-
-
-def test_run_experiment_fixed_or_resampled_crowd():
+def test_run_on_one_crowd_or_a_new_crowd_per_seed():
     calls = []
 
     def make(seed):
         calls.append(seed)
         return sim.many_workers(seed=seed, n_workers=6, tasks_per_class=10)
 
-    fixed = sim.run_experiment(make, ["NS"], n_repetitions=2, seed=5, settings=QUICK, progress=False)
-    assert calls == [5] and len(fixed) == 2 + 2 * 6  # strategy rows + worker rows
+    ns = [runner.Method(QUICK.strategies()["NS"])]
+    fixed = runner.run(make(5), ns, QUICK.setup, seeds=[5, 6])
+    assert calls == [5] and len(fixed.table) == 2 and len(fixed.workers) == 2 * 6
     calls.clear()
-    resampled = sim.run_experiment(make, ["NS"], n_repetitions=2, seed=5, settings=QUICK, progress=False, resample_data=True)
-    assert calls == [5, 6] and set(resampled["repetition"]) == {0, 1}
+    resampled = runner.run(make, ns, QUICK.setup, seeds=[5, 6])
+    assert calls == [5, 6] and list(resampled.table["seed"]) == [5, 6]
+    assert list(resampled.workers["seed"].unique()) == [5, 6]

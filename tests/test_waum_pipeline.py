@@ -1,5 +1,6 @@
-"""The WAUM strategy runner: identification finds planted label errors, pruning removes exactly
-the alpha share, every strategy trains and is evaluated, summaries match a direct computation."""
+"""The WAUM experiments through the one runner: identification finds planted label errors, pruning
+removes exactly the alpha share, every strategy of Tables 5-7 trains and is evaluated, summaries match
+a direct computation; the real-data presets hold the paper's settings."""
 
 import numpy as np
 import pandas as pd
@@ -8,8 +9,11 @@ import torch
 from torch import nn
 
 from crowd.data import CrowdData
-from crowd.experiments.waum import (PRUNINGS, WaumSetup, aggregate, identify, method_name, run, run_seed,
-                                 standardize, summarize)
+from crowd.experiments import runner
+from crowd.experiments.runner import ExperimentSetup, Method, grid, identify, run, summarize
+from crowd.experiments.settings import waum as presets
+from crowd.experiments.settings.waum import PRUNINGS
+from crowd.learning.transforms import standardize
 
 torch.set_num_threads(1)
 K = 3
@@ -43,22 +47,27 @@ def small_net() -> nn.Module:
 
 def make_setup(X_test, y_test, alpha=N_FLIPPED / 150, epochs=15, ident_epochs=30):
     adam = dict(batch_size=32, optimizer="adam", lr=1e-2, weight_decay=0.0)
-    return WaumSetup("toy", small_net, train_kwargs=dict(epochs=epochs, **adam), test=(X_test, y_test),
-                     ident_kwargs=dict(epochs=ident_epochs, **adam), alpha=alpha, progress=False)
+    return ExperimentSetup("toy", small_net, train_kwargs=dict(epochs=epochs, **adam), test=(X_test, y_test),
+                           ident_kwargs=dict(epochs=ident_epochs, **adam), alpha=alpha,
+                           ds_kwargs=dict(presets.DS_SETTINGS), progress=False, percent=True)
+
+
+def aggregate(name, data, seed=0):
+    return presets.aggregation_strategies()[name].targets(data, seed)
 
 
 @pytest.fixture(scope="module")
 def toy():
     data, X_test, y_test = planted_crowd()
     setup = make_setup(X_test, y_test)
-    ident = identify(data, setup, seed=0)
+    ident = identify(data, setup, seed=0, margins=("yang", "pleiss", "yang_top2"))
     return data, setup, ident
 
 
 def test_identification_finds_the_planted_label_errors(toy):
     data, setup, ident = toy
     for pruning in ("AUMC", "WAUM", "WAUM(psi1)", "WAUM(psi5)"):
-        keep = ident.keep_mask(pruning, setup.alpha)
+        keep = ident.keep_mask(PRUNINGS[pruning])
         assert (~keep).sum() == N_FLIPPED  # exactly ceil(alpha * n_tasks)
         assert (~keep[:N_FLIPPED]).sum() >= N_FLIPPED - 2, pruning
     # Pleiss margin: p_y - p_true < 0 on the flipped tasks, mostly positive elsewhere
@@ -80,23 +89,24 @@ def test_pleiss_and_yang_margins_agree_when_the_label_is_on_top(toy):
     assert np.all(ident.aum["yang_top2"] >= ident.aum["yang"] - 1e-12)
 
 
-def test_run_seed_trains_every_strategy_and_pruning(toy):
+def test_every_strategy_and_pruning_of_tables_5_7_trains(toy):
     data, setup, ident = toy
-    strategies = ["MV", "NS", "DS", "WDS", "CrowdLayer", "CoNAL(1e-4)"]
-    prunings = ["none", "AUMC", "WAUM"]
-    raw, _ = run_seed(data, setup, seed=0, strategies=strategies, prunings=prunings, identification=ident)
-    methods = {method_name(s, p) for s in strategies for p in prunings}
-    assert set(raw["method"]) == methods
-    assert set(raw["metric"]) == {"accuracy", "top2_accuracy", "ece", "one_minus_ece"}
+    strategies = presets.strategies(["MV", "NS", "DS", "WDS", "CrowdLayer", "CoNAL(1e-4)"])
+    prunings = [PRUNINGS[p] for p in ("none", "AUMC", "WAUM")]
+    raw = pd.DataFrame([{"method": m.label, "pruning": m.pruning.name,
+                         "n_train_tasks": int(r.keep.sum()), **r.metrics}
+                        for m in grid(strategies, prunings)
+                        for r in [runner.run_method(data, m, setup, seed=0, identification=ident)]])
+    assert set(raw["method"]) == {f"{s}{'' if p == 'none' else ' + ' + p}" for s in ["MV", "NS", "DS", "WDS", "CrowdLayer",
+                                  "CoNAL(1e-4)"] for p in ("none", "AUMC", "WAUM")}
     n_kept = raw.groupby("pruning")["n_train_tasks"].unique()
     assert n_kept["none"].tolist() == [150] and n_kept["WAUM"].tolist() == [150 - N_FLIPPED]
-    acc = raw[raw.metric == "accuracy"].set_index("method")["value"]
+    acc = raw.set_index("method")["accuracy"]
     assert acc.between(0, 100).all()
     # the classes are well separated: every strategy learns them (accuracy in percent)
     assert (acc > 85).all(), acc.sort_values().head()
-    ece = raw[raw.metric == "ece"].set_index("method")["value"]
-    one_minus = raw[raw.metric == "one_minus_ece"].set_index("method")["value"]
-    np.testing.assert_allclose(one_minus, 1 - ece.loc[one_minus.index])
+    np.testing.assert_allclose(raw["one_minus_ece"], 1 - raw["ece"])
+    assert raw["top2_accuracy"].between(acc.min() - 1e-9, 100).all()
 
 
 def test_aggregate_targets():
@@ -112,19 +122,21 @@ def test_aggregate_targets():
     # re-aggregation happens on the pruned data: targets follow the kept tasks
     sub = data.subset_tasks(np.arange(10, 60))
     assert aggregate("WDS", sub).shape == (50, K)
-    with pytest.raises(ValueError, match="unknown aggregation strategy 'Bogus'"):
-        aggregate("Bogus", data)
+    with pytest.raises(ValueError, match="unknown strategy name"):
+        presets.strategies(["Bogus"])
 
 
 def test_run_is_reproducible_and_summarize_matches_groupby():
     data, X_test, y_test = planted_crowd(90)
     setup = make_setup(X_test, y_test, alpha=0.1, epochs=4, ident_epochs=4)
-    raw, idents = run(data, setup, seeds=[0, 1], strategies=["NS"], prunings=["none", "WAUM"])
-    again, _ = run(data, setup, seeds=[0], strategies=["NS"], prunings=["none", "WAUM"])
+    methods = grid(presets.strategies(["NS"]), [PRUNINGS["none"], PRUNINGS["WAUM"]])
+    out = run(data, methods, setup, seeds=[0, 1])
+    raw = out.table
+    again = run(data, methods, setup, seeds=[0]).table
     pd.testing.assert_frame_equal(raw[raw.seed == 0].reset_index(drop=True), again)
-    assert sorted(idents) == [0, 1]
+    assert sorted(out.identifications) == [0, 1]
     table = summarize(raw, note="toy")
-    acc = raw[(raw.method == "NS + WAUM") & (raw.metric == "accuracy")]["value"]
+    acc = raw[raw.method == "NS + WAUM"]["accuracy"]
     row = table[(table.method == "NS + WAUM") & (table.metric == "accuracy")].iloc[0]
     assert row["value"] == pytest.approx(acc.mean())
     assert row["std"] == pytest.approx(acc.std(ddof=1))
@@ -134,15 +146,17 @@ def test_run_is_reproducible_and_summarize_matches_groupby():
 
 def test_clear_errors():
     data, X_test, y_test = planted_crowd(30)
-    setup = make_setup(X_test, y_test)
-    with pytest.raises(ValueError, match="unknown pruning"):
-        run_seed(data, setup, 0, strategies=["NS"], prunings=["WAUM(psi9)"])
-    with pytest.raises(ValueError, match="unknown strategy"):
-        run_seed(data, setup, 0, strategies=["NS", "Oracle"], prunings=["none"])
-    bad = WaumSetup("toy", small_net, train_kwargs={"epochs": 1}, test=(X_test, y_test), inputs=np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="unknown margin"):
+        runner.Pruning("WAUM(psi9)", "waum", "psi9")
+    bad = ExperimentSetup("toy", small_net, train_kwargs={"epochs": 1}, test=(X_test, y_test), inputs=np.zeros((5, 2)))
     with pytest.raises(ValueError, match="5 rows for 30 tasks"):
-        run_seed(data, bad, 0, strategies=["NS"], prunings=["none"])
+        run(data, [Method(presets.strategies(["NS"])[0])], bad)
+    no_epochs = ExperimentSetup("toy", small_net, train_kwargs={"lr": 0.1}, test=(X_test, y_test))
+    with pytest.raises(ValueError, match="need 'epochs'"):
+        run(data, [Method(presets.strategies(["NS"])[0])], no_epochs)
     assert set(PRUNINGS) == {"none", "AUMC", "WAUM", "WAUM(psi1)", "WAUM(psi5)"}
+    assert {(p.score, p.margin) for p in PRUNINGS.values() if p.prunes} == {
+        ("aumc", "yang"), ("waum", "yang"), ("waum", "pleiss"), ("waum", "yang_top2")}
 
 
 def test_standardize_uses_training_statistics():
@@ -163,7 +177,8 @@ def test_cifar10h_raw_zip_code_path(tmp_path, monkeypatch):
 
     from crowd.data import datasets
     from crowd.data.registry import fetch
-    from crowd.experiments.waum import cifar10h_experiment, cifar10h_full_requirements
+    from crowd.data.cifar10 import cifar10h_full_requirements
+    from crowd.experiments.settings.waum import cifar10h_experiment
 
     answers = json.loads(fetch("tanglef+computo_2023/datasets/cifar10H/answers_valid.json").read_text())
     gold = np.load(fetch("jcpeterson+cifar10-human-experiments/confusion_matrices/test_set_cifar_labels.npy"))
@@ -201,7 +216,7 @@ def test_cifar10h_raw_zip_code_path(tmp_path, monkeypatch):
 
 
 def test_cap_answers_and_idle_workers():
-    from crowd.experiments.waum import cap_answers, drop_idle_workers
+    from crowd.data.selection import cap_answers, drop_idle_workers
 
     data, _, _ = planted_crowd(80)
     capped = cap_answers(data, 2, seed=1)
@@ -222,13 +237,15 @@ def test_cap_answers_and_idle_workers():
 
 def test_real_data_experiments_use_the_paper_settings():
     from crowd.data import datasets
-    from crowd.experiments.waum import labelme_experiment, music_experiment
+    from crowd.experiments.settings.waum import labelme_experiment, music_experiment
 
     labelme, music = datasets.load("labelme"), datasets.load("music")
     lm = labelme_experiment(labelme, "full", progress=False)
     assert lm.setup.alpha == 0.01 and lm.setup.ident_kwargs["epochs"] == 500 and lm.setup.ident_kwargs["lr"] == 5e-3
     assert len(lm.seeds) == 5 and len(lm.setup.test[1]) == 1188 and len(lm.setup.valid[1]) == 500
-    assert set(lm.prunings) == {"none", "AUMC", "WAUM", "WAUM(psi1)", "WAUM(psi5)"}
+    assert [p.name for p in lm.prunings] == ["none", "AUMC", "WAUM", "WAUM(psi1)", "WAUM(psi5)"]
+    assert [s.name for s in lm.strategies] == ["MV", "NS", "DS", "GLAD", "WDS", "CrowdLayer", "CoNAL(0)", "CoNAL(1e-4)"]
+    assert lm.setup.ds_kwargs == presets.DS_SETTINGS and lm.setup.percent and len(lm.methods) == 8 * 5
     mu = music_experiment(music, "full", progress=False)
     assert mu.setup.alpha == 0.05 and mu.setup.ident_kwargs["epochs"] == 1000 and mu.setup.ident_kwargs["lr"] == 1e-3
     assert len(mu.seeds) == 3 and len(mu.setup.test[1]) == 300 and mu.setup.valid is None
@@ -239,15 +256,19 @@ def test_real_data_experiments_use_the_paper_settings():
 
 
 def test_paired_differences_and_pruned_summary(toy):
-    from crowd.experiments.waum import paired_differences, pruned_tasks_summary
+    from crowd.reporting.statistics import confidence_intervals, paired_differences, pruned_tasks_summary
 
     raw = pd.DataFrame({"dataset": "toy", "strategy": "NS", "seed": [0, 0, 1, 1],
-                        "pruning": ["none", "WAUM", "none", "WAUM"], "metric": "accuracy", "value": [80.0, 83.0, 90.0, 89.0]})
+                        "pruning": ["none", "WAUM", "none", "WAUM"], "accuracy": [80.0, 83.0, 90.0, 89.0]})
     out = paired_differences(raw).iloc[0]
     assert out["mean"] == pytest.approx(1.0) and out["std"] == pytest.approx(np.std([3.0, -1.0], ddof=1))
     assert out["n_runs"] == 2
+    ci = confidence_intervals(raw, "accuracy").set_index("pruning")
+    assert ci.loc["none", "mean"] == pytest.approx(85.0)
+    assert ci.loc["none", "half_width"] == pytest.approx(1.96 * np.std([80.0, 90.0], ddof=1) / np.sqrt(2))
+    assert np.isnan(confidence_intervals(raw[raw.seed == 0], "accuracy")["half_width"]).all()  # one run: no interval
     data, setup, ident = toy
-    summary = pruned_tasks_summary(data, ident, setup.alpha).set_index("pruning")
+    summary = pruned_tasks_summary(data, ident, [PRUNINGS["AUMC"], PRUNINGS["WAUM"]]).set_index("pruning")
     # the planted errors are what gets pruned: MV is wrong on (nearly) all pruned tasks
     assert (summary["n_pruned"] == N_FLIPPED).all()
     assert (summary["mv_accuracy_pruned"] <= 2 / N_FLIPPED).all()
