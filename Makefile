@@ -12,7 +12,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export CROWD_DATA_DIR ?= $(abspath ../shared/data)
 export PYTHONHASHSEED := 0
 
-.PHONY: help install test unit smoke reproduce report bench bench-quick strip refresh clean
+.PHONY: help install test unit smoke reproduce verify verify-quick report bench bench-quick strip refresh clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,8 +25,9 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP) ## create .venv with the pinned packages (done by every other command)
 
-test: $(STAMP) ## unit tests + every notebook in smoke mode under nbval (what CI runs)
+test: $(STAMP) ## unit tests + every notebook in smoke mode under nbval + verify-quick (what CI runs)
 	$(PY) -m pytest tests notebooks --nbval-lax -p no:cacheprovider -q
+	$(MAKE) --no-print-directory verify-quick
 
 unit: $(STAMP) ## unit tests only
 	$(PY) -m pytest tests -q
@@ -45,6 +46,12 @@ reproduce: $(STAMP) ## run every notebook in full mode (the papers' settings; GP
 		$(PY) -m papermill --cwd notebooks $$nb $(BUILD)/$$(basename $$nb .ipynb)_full.ipynb -p mode full || exit 1; \
 	done
 	$(MAKE) report
+
+verify: $(STAMP) ## re-run the CPU-feasible full modes (stated subsets) and check results/*_full.csv bit for bit
+	CROWD_DEVICE=cpu $(PY) -m crowd.reporting.verify
+
+verify-quick: $(STAMP) ## the verify checks CI runs on every change (notebook 00 in full mode, ~1 min)
+	CROWD_DEVICE=cpu $(PY) -m crowd.reporting.verify --cheap
 
 report: $(STAMP) ## gather every reproduced table into results/REPORT.md
 	$(PY) -m crowd.reporting.report full
@@ -65,7 +72,7 @@ bench-quick: $(STAMP) ## the seconds-long benchmark variant (also run by make te
 	$(PY) -m benchmarks.bench --quick
 
 clean: ## remove build outputs (keeps .venv and reference results)
-	rm -rf build figures/*.png figures/*.pdf results/*_smoke.csv results/REPORT.md
+	rm -rf build figures/*.png figures/*.pdf results/*_smoke.csv results/*_smoke.meta.json results/REPORT.md
 
 refresh: $(STAMP) ## re-run one notebook in smoke mode and store its tagged outputs (NB=notebooks/NN_x.ipynb)
 	@test -n "$(NB)" || { echo "usage: make refresh NB=notebooks/NN_topic.ipynb"; exit 2; }
