@@ -149,6 +149,7 @@ def run_check(check: Check, reference_dir: Path | None = None, workdir: Path | N
     notebook = notebook if notebook.is_absolute() else paths.NOTEBOOKS_DIR / notebook
     with tempfile.TemporaryDirectory(prefix=f"verify_{check.name}_") as tmp:
         work = Path(workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         env = {"CROWD_RESULTS_DIR": str(work / "results"), "CROWD_FIGURES_DIR": str(work / "figures"),
                "CROWD_DEVICE": "cpu"}
         saved = {k: os.environ.get(k) for k in env}
