@@ -148,7 +148,7 @@ def test_end_to_end_strategies_plug_in_and_see_only_the_kept_answers(toy):
         def __init__(self, seed):
             self.seed = seed
 
-        def fit(self, crowd, features=None, valid=None):
+        def fit(self, crowd, features, valid=None):
             seen[self.seed] = (crowd.n_tasks, crowd.n_answers, len(features))
             self.centres_ = np.stack([features[crowd.vote_counts().argmax(1) == k].mean(0) for k in range(K)])
             return self

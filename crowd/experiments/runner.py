@@ -11,7 +11,7 @@ Vocabulary
     ``fit(data)`` sets ``labels_`` or ``probas_``), so a paper's aggregator settings live in
     that paper's settings module (:mod:`crowd.experiments.settings`), not in this runner.
   * :class:`EndToEnd`: a learner trained on the answers themselves (CrowdLayer, CoNAL, and the
-    CMM / MMLC models): ``make(setup, seed)`` returns an object with ``fit(data, features,
+    CMM / MMLC models): ``make(setup, seed)`` returns an object with ``fit(data, inputs,
     valid=None)`` and ``predict_proba(X)``.
 
 - A **pruning** (:class:`Pruning`) removes the ``ceil(alpha * n_tasks)`` tasks of lowest
@@ -68,7 +68,7 @@ from crowd.learning.trainer import predict_proba, seed_everything, train
 __all__ = [
     "ExperimentSetup", "Strategy", "AggregateThenTrain", "EndToEnd", "Pruning", "NO_PRUNING", "Method", "grid",
     "MARGIN_KINDS", "SCORE_FAMILIES", "Identification", "identify", "MethodResult", "run_method", "run",
-    "Results", "summarize", "METRICS", "PERCENT_METRICS",
+    "Results", "summarize", "with_alpha", "METRICS", "PERCENT_METRICS",
 ]
 
 METRICS = ("accuracy", "top2_accuracy", "ece", "one_minus_ece", "train_accuracy")
@@ -147,13 +147,6 @@ class Fitted:
     predict: Callable[[Any], np.ndarray]
 
 
-def _as_probas(model: Any) -> np.ndarray:
-    probas = model.probas_
-    if isinstance(probas, torch.Tensor):
-        probas = probas.detach().cpu().numpy()
-    return np.asarray(probas, dtype=np.float64)
-
-
 @dataclass(frozen=True)
 class AggregateThenTrain:
     """Aggregate the answers, then train ``setup.make_model`` on the targets.
@@ -172,7 +165,7 @@ class AggregateThenTrain:
         model = self.aggregator(seed).fit(data)
         if self.hard:
             return np.asarray(model.labels_, dtype=np.int64)
-        return _as_probas(model)
+        return np.asarray(model.probas_, dtype=np.float64)  # the aggregators return numpy on every device
 
     def fit_predict(self, data: CrowdData, inputs: Any, setup: ExperimentSetup, seed: int) -> Fitted:
         targets = self.targets(data, seed)
@@ -191,7 +184,8 @@ class AggregateThenTrain:
 @dataclass(frozen=True)
 class EndToEnd:
     """A learner trained on the answers: ``make(setup, seed)`` returns an object with
-    ``fit(data, features, valid=None)`` and ``predict_proba(X)`` (CrowdLayer, CoNAL, CMM, MMLC...)."""
+    ``fit(data, inputs, valid=None)`` (inputs: one row per task of ``data``, the kept tasks after a
+    pruning) and ``predict_proba(X)`` (CrowdLayer, CoNAL, CMM, MMLC: :class:`crowd.learning.base.CrowdLearner`)."""
 
     name: str
     make: Callable[[ExperimentSetup, int], Any]
@@ -199,7 +193,7 @@ class EndToEnd:
     def fit_predict(self, data: CrowdData, inputs: Any, setup: ExperimentSetup, seed: int) -> Fitted:
         seed_everything(seed)
         learner = self.make(setup, seed)
-        learner.fit(data, features=inputs, valid=setup.valid)
+        learner.fit(data, inputs, valid=setup.valid)  # the inputs positionally: CrowdLearner's ``inputs``
         return Fitted(np.asarray(learner.predict_proba(setup.test[0])), None, learner.predict_proba)
 
 
@@ -310,8 +304,6 @@ class Identification:
 
         if self._confusions is None:
             conf = DawidSkene(**self.setup.ds_kwargs).fit(self.data).confusions_
-            if isinstance(conf, torch.Tensor):
-                conf = conf.detach().cpu().numpy()
             self._confusions = np.asarray(conf, dtype=np.float64)
         return self._confusions
 
