@@ -12,13 +12,24 @@ from crowd.data import registry
 
 
 def test_labelme_counts():
-    ds = datasets.load("labelme")
+    ds = datasets.load("labelme", features="avg")
     assert (ds.n_tasks, ds.n_workers, ds.n_answers, ds.n_classes) == (1000, 59, 2547, 8)
     assert ds.answers_per_task().min() == 1 and ds.answers_per_task().max() == 3
     assert ds.features.shape == (1000, 512) and len(ds.splits["valid"]) == 500 and len(ds.splits["test"]) == 1188
     assert ds.splits["test"].features.shape == (1188, 512)
     assert "512-d" in ds.meta["substitutes"]
     assert ds.truth.shape == (1000,) and ds.class_names[0] == "highway"
+
+
+def test_labelme_without_features_is_the_same_crowd():
+    bare, pooled = datasets.load("labelme", features=None), datasets.load("labelme", features="max")
+    assert bare.features is None and bare.splits["test"].features is None and bare.meta["substitutes"] == ""
+    assert pooled.features.shape == (1000, 512) and "max-pooled" in pooled.meta["features"]
+    assert bare.answers.equals(pooled.answers) and (bare.gold == pooled.gold).all()
+    with pytest.raises(ValueError, match="unknown LabelMe features"):
+        datasets.load("labelme", features="vgg19")
+    with pytest.raises(ValueError, match="resize"):
+        datasets.load("labelme", features="avg", resize="bilinear")
 
 
 def test_labelme_8192_features_need_the_original_archive(tmp_path):
@@ -29,7 +40,8 @@ def test_labelme_8192_features_need_the_original_archive(tmp_path):
 def test_labelme_raw_image_matches_its_row():
     img = datasets.labelme_image(0, "train")
     assert img.shape == (256, 256, 3) and img.dtype == np.uint8
-    assert datasets.load("labelme").meta["image_files"]["train"][0].startswith(datasets.LABELME_CLASSES[datasets.load("labelme").gold[0]])
+    ds = datasets.load("labelme", features=None)
+    assert ds.meta["image_files"]["train"][0].startswith(datasets.LABELME_CLASSES[ds.gold[0]])
 
 
 def test_music_counts():
@@ -122,7 +134,7 @@ def test_peerannot_answers_json_is_the_same_crowd(name, classes, path):
     """peerannot's copy (alphabetical classes, its own task order) holds the same answers as the loader's."""
     from crowd.data import CrowdData
 
-    ours = datasets.load(name)
+    ours = datasets.load(name, features=None) if name == "labelme" else datasets.load(name)
     theirs = CrowdData.from_answers_json(registry.fetch(path), n_classes=len(classes))
     to_alpha = np.argsort(np.argsort(classes))  # our class code -> alphabetical code
     assert (theirs.n_tasks, theirs.n_workers, theirs.n_answers) == (ours.n_tasks, ours.n_workers, ours.n_answers)

