@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 __all__ = ["CENTRES", "kde_mode", "weighted_median", "oracle_vector", "label_shares", "OracleWorker",
-           "fit_truth_vector"]
+           "fit_truth_vector", "owf_runs"]
 
 CENTRES = ("kde", "kde-w", "mean", "mean-w", "median", "median-w")
 
@@ -191,3 +191,26 @@ class OracleWorker:
             raise ValueError("no gold labels")
         known = gold >= 0
         return float(np.mean(self.labels_[known] == gold[known]))
+
+
+def owf_runs(data: Any, preset: str, seeds: Any, *, methods: Any = ("kde",), smoke: bool = False,
+             progress: bool = False, **overrides: Any) -> "pd.DataFrame":
+    """Fit MMLC with the dataset's preset once per seed and score the oracle worker of each centre.
+
+    Returns a long DataFrame: dataset, seed, method ("MMLC-owf (kde)", ..., "MMLC-owf (truth)"), metric
+    ("accuracy", %), value, fit_seconds, epochs. ``smoke`` uses the preset's few smoke epochs.
+    """
+    import pandas as pd
+
+    from crowd.experiments.settings.mmlc import mmlc_preset, owf_preset
+    from crowd.learning.mmlc import MMLC
+
+    rows = []
+    for seed in seeds:
+        params = {**mmlc_preset(preset, smoke=smoke), **overrides, "seed": int(seed), "progress": progress}
+        model = MMLC(**params).fit(data)
+        for method in methods:
+            ow = OracleWorker(**{**owf_preset(preset), "method": method}).fit(model)
+            rows.append({"dataset": data.name, "seed": int(seed), "method": f"MMLC-owf ({method})", "metric": "accuracy",
+                         "value": 100 * ow.accuracy(), "fit_seconds": model.fit_seconds_, "epochs": params["epochs"]})
+    return pd.DataFrame(rows)

@@ -43,7 +43,7 @@ OWF_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Smoke runs (notebooks, tests): same networks, few epochs.
-MMLC_SMOKE_EPOCHS = {"labelme": 5, "text": 5, "music": 100, "music_code": 100}
+MMLC_SMOKE_EPOCHS = {"labelme": 3, "text": 2, "music": 100, "music_code": 100}
 
 
 def mmlc_preset(name: str, smoke: bool = False) -> dict[str, Any]:
