@@ -121,3 +121,118 @@ def evaluate(probas: Any, labels: Any, n_bins: int = 15) -> dict[str, float]:
     if p.shape[1] > 2:
         out["top2_accuracy"] = top_k_accuracy(p, y, 2)
     return out
+
+
+# ----------------------------------------------------------------------------- confusion matrices (CMM paper)
+# Mena & Nanculef (CIARP 2019), section 5 and Table 4; definitions as the authors' code computes them
+# (FMena14/MixtureofGroups code/utils.py: JS_confmatrixs, Entropy_confmatrix; REPLICATION_NOTES.md, CMM).
+
+JS_CLIP = 1e-7
+
+
+def _as_conf(x: Any, name: str) -> np.ndarray:
+    a = _to_numpy(x).astype(np.float64, copy=False)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name} must hold square confusion matrices (..., K, K), got shape {a.shape}")
+    if (a < 0).any() or not np.isfinite(a).all():
+        raise ValueError(f"{name} holds negative or non-finite entries")
+    return a
+
+
+def _row_kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """KL(p || q) per row (natural log), each row normalised first as scipy.stats.entropy does."""
+    p = p / p.sum(axis=-1, keepdims=True)
+    q = q / q.sum(axis=-1, keepdims=True)
+    return np.sum(p * np.log(p / q), axis=-1)
+
+
+def confusion_js(estimated: Any, true: Any, clip: float = JS_CLIP) -> np.ndarray | float:
+    """Jensen-Shannon divergence between confusion matrices, log base 2 (so in [0, 1]), averaged over rows.
+
+    For rows ``p`` (estimated) and ``q`` (true), both clipped to ``[clip, 1]``, ``m = (p + q) / 2``:
+    ``JS = (KL(p || m) + KL(q || m)) / (2 ln 2)``, every distribution renormalised after clipping
+    (the authors' ``JS_confmatrixs``); the result is the mean over the K rows. Inputs (..., K, K):
+    a float for one pair of matrices, an array of the leading shape otherwise.
+    """
+    p, q = _as_conf(estimated, "estimated"), _as_conf(true, "true")
+    if p.shape[-2:] != q.shape[-2:]:
+        raise ValueError(f"confusion matrices differ in size: {p.shape[-2:]} vs {q.shape[-2:]}")
+    p, q = np.clip(p, clip, 1.0), np.clip(q, clip, 1.0)
+    m = 0.5 * p + 0.5 * q
+    js = ((0.5 * _row_kl(p, m) + 0.5 * _row_kl(q, m)) / np.log(2)).mean(axis=-1)
+    return float(js) if js.ndim == 0 else js
+
+
+def individual_js(estimated: Any, true: Any, clip: float = JS_CLIP) -> float:
+    """I-JS: the mean over annotators of :func:`confusion_js` between each annotator's estimated and true
+    confusion (both (n_annotators, K, K), unweighted mean as the paper's tables)."""
+    p, q = _as_conf(estimated, "estimated"), _as_conf(true, "true")
+    if p.ndim != 3 or p.shape != q.shape:
+        raise ValueError(f"need two (n_annotators, K, K) arrays of the same shape, got {p.shape} and {q.shape}")
+    return float(np.mean(confusion_js(p, q, clip)))
+
+
+def global_js(estimated: Any, true: Any, clip: float = JS_CLIP) -> float:
+    """G-JS: :func:`confusion_js` between the estimated and the true global confusion (K, K)."""
+    p, q = _as_conf(estimated, "estimated"), _as_conf(true, "true")
+    if p.ndim != 2 or q.ndim != 2:
+        raise ValueError(f"global confusions are (K, K) matrices, got shapes {p.shape} and {q.shape}")
+    return float(confusion_js(p, q, clip))
+
+
+def global_confusion(truth: Any, task: Any, label: Any, n_classes: int | None = None) -> np.ndarray:
+    """Global confusion of a crowd: row-normalised ``sum_i t_i^T r_i`` over the answers (K, K).
+
+    ``truth`` is the (n_tasks,) true class codes (the true global matrix of the notes), or (n_tasks, K)
+    class probabilities (e.g. soft MV, giving MV's estimate); ``task``, ``label`` are the flat answer
+    arrays. Cost O(n_answers K); a class without mass gets a uniform row.
+    """
+    t = _to_numpy(truth)
+    task, label = _to_numpy(task).astype(np.int64), _to_numpy(label).astype(np.int64)
+    if task.shape != label.shape or task.ndim != 1:
+        raise ValueError("task and label must be 1-d arrays of the same length")
+    if t.ndim == 1:
+        K = int(n_classes if n_classes is not None else max(t.max(), label.max()) + 1)
+        counts = np.bincount(t[task].astype(np.int64) * K + label, minlength=K * K).reshape(K, K).astype(np.float64)
+    elif t.ndim == 2:
+        K = t.shape[1]
+        counts = np.zeros((K, K))
+        for j in range(K):  # column j: sum of the task distributions of the answers labelled j
+            counts[:, j] = t[task[label == j]].sum(axis=0)
+    else:
+        raise ValueError(f"truth must be (n_tasks,) codes or (n_tasks, K) probabilities, got shape {t.shape}")
+    empty = counts.sum(axis=1) == 0
+    counts[empty] = 1.0
+    return counts / counts.sum(axis=1, keepdims=True)
+
+
+def confusion_entropy(confusion: Any) -> np.ndarray | float:
+    """H of the paper's Table 4: the mean over rows of the Shannon entropy (natural log) of each row,
+    rows renormalised; log K for a uniform (spammer) matrix, 0 for a permutation."""
+    c = _as_conf(confusion, "confusion")
+    c = c / c.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.where(c > 0, c * np.log(c), 0.0).sum(axis=-1).mean(axis=-1)
+    return float(h) if h.ndim == 0 else h
+
+
+def identity_similarity(confusion: Any, clip: float = JS_CLIP) -> np.ndarray | float:
+    """I_sim of the paper's Table 4: ``1 - JS(confusion, identity)`` with :func:`confusion_js` (base-2 JS,
+    so I_sim is in [0, 1]: 1 for the identity, near 0 for a matrix that never gives the true class)."""
+    c = _as_conf(confusion, "confusion")
+    sim = 1.0 - confusion_js(c, np.broadcast_to(np.eye(c.shape[-1]), c.shape), clip)
+    return float(sim) if np.ndim(sim) == 0 else sim
+
+
+def group_matrix_table(alphas: Any, confusions: Any) -> pd.DataFrame:
+    """Table 4 of the CMM paper: per group, its prior alpha_m, I_sim and H."""
+    a = _to_numpy(alphas).astype(np.float64)
+    c = _as_conf(confusions, "confusions")
+    if c.ndim != 3 or len(a) != len(c):
+        raise ValueError(f"need M alphas and (M, K, K) confusions, got {a.shape} and {c.shape}")
+    return pd.DataFrame({"group": np.arange(1, len(a) + 1), "alpha": a,
+                         "I_sim": np.atleast_1d(identity_similarity(c)), "H": np.atleast_1d(confusion_entropy(c))})
+
+
+__all__ += ["confusion_js", "individual_js", "global_js", "global_confusion", "confusion_entropy",
+            "identity_similarity", "group_matrix_table"]
