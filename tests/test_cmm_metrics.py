@@ -75,3 +75,27 @@ def test_bad_input_is_refused():
         metrics.confusion_entropy(-np.eye(2))
     with pytest.raises(ValueError, match="differ in size"):
         metrics.confusion_js(np.eye(2), np.eye(3))
+
+
+def test_cmm_paper_values_compare_on_T_and_setting():
+    import pandas as pd
+
+    from crowd.reporting.report import compare, paper_table
+
+    t2 = paper_table("cmm_table2")
+    assert len(t2) == 2 * (5 * 6 + 1)
+    assert t2.loc[(t2["dataset"] == "setup2_cifar10") & (t2["method"] == "softMV") & (t2["T"] == 500), "value"].item() == 65.90
+    assert t2["value"].isna().sum() == 4  # the four dagger cells
+    rep = pd.DataFrame({"dataset": ["setup1", "setup1", "setup1", "setup2_cifar10"], "method": ["CMM", "CMM", "Ideal", "DL-EM"],
+                        "metric": "accuracy", "T": [100.0, 500.0, float("nan"), 6000.0], "value": [90.0, 95.0, 94.8, 70.0]})
+    out = compare(rep, "cmm_table2").set_index(["dataset", "method", "T"])
+    assert out.loc[("setup1", "CMM", 100.0), "status"] == "within"  # 90.53 vs 90.0
+    assert out.loc[("setup1", "CMM", 500.0), "status"] == "outside"  # 91.07 vs 95.0
+    assert out.loc[("setup1", "CMM", 1500.0), "status"] == "not run"
+    assert out["status"].loc[("setup1", "Ideal")].item() == "within"
+    assert out.loc[("setup2_cifar10", "DL-EM", 6000.0), "status"] == "no paper value"
+    t3 = paper_table("cmm_table3")
+    assert set(t3["setting"]) == {"individual", "global"}
+    assert t3.query("method == 'DL-DS' and setting == 'global' and metric == 'test_accuracy'")["value"].item() == 14.08
+    t4 = paper_table("cmm_table4")
+    assert t4.query("method == 'CMM group 1' and metric == 'I_sim'")["value"].item() == 0.91

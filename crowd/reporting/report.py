@@ -20,6 +20,9 @@ import pandas as pd
 from crowd import paths
 
 KEYS = ["dataset", "method", "metric"]
+# optional key columns: when both the paper's table and the reproduced one have them, rows are matched on them too
+# (e.g. the number of annotators T of the CMM paper's Table 2, the Individual / Global setting of its Table 3)
+EXTRA_KEYS = ["T", "setting"]
 DEFAULT_MIN_TOLERANCE = 1.0
 
 
@@ -57,14 +60,17 @@ def compare(reproduced: pd.DataFrame, paper_name: str, min_tolerance: float = DE
     if "reproduced_std" not in rep.columns:
         rep = rep.assign(reproduced_std=np.nan)
     keep = [c for c in ["reproduced", "reproduced_std", "n_runs", "note"] if c in rep.columns]
-    merged = paper.rename(columns={"value": "paper", "std": "paper_std"}).merge(rep[KEYS + keep], on=KEYS, how="left")
+    keys = KEYS + [c for c in EXTRA_KEYS if c in paper.columns and c in rep.columns]
+    merged = paper.rename(columns={"value": "paper", "std": "paper_std"}).merge(rep[keys + keep], on=keys, how="left")
     merged["difference"] = merged["reproduced"] - merged["paper"]
     tol = merged["tolerance"].astype(float)
     merged["tolerance"] = tol.fillna(np.maximum(2 * merged["paper_std"].astype(float).fillna(0), min_tolerance))
     status = np.where(merged["difference"].abs() <= merged["tolerance"], "within", "outside")
     merged["status"] = np.where(merged["reproduced"].isna(), "not run", status)
-    cols = ["source", *KEYS, "paper", "paper_std", "reproduced", "reproduced_std", "difference", "tolerance", "status"]
-    cols += [c for c in ("n_runs", "note") if c in merged.columns]
+    # a paper cell without a number (e.g. "could not be executed") is never within or outside
+    merged["status"] = np.where(merged["paper"].isna(), "no paper value", merged["status"])
+    cols = ["source", *keys, "paper", "paper_std", "reproduced", "reproduced_std", "difference", "tolerance", "status"]
+    cols += [c for c in ("n_runs", "note", "paper_note") if c in merged.columns]
     return merged[cols]
 
 
