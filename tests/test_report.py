@@ -67,5 +67,16 @@ def test_report_shows_provenance_unknown_and_stale(tmp_path, monkeypatch):
     text = report.build_report("full").read_text()
     section = text.split("## 00 / mmlc_table1")[1].split("##")[0]
     assert "Provenance: commit `" in section and "mode full; seeds [0]" in section and "torch " in section
-    assert "Provenance unknown: no `01_legacy_full.meta.json`" in text.split("## 01 / legacy")[1]
+    legacy_section = text.split("## 01 / legacy")[1]
+    assert "Provenance unknown: no `01_legacy_full.meta.json`" in legacy_section and "Not covered by `make verify`" in legacy_section
     assert "Provenance stale" in text.split("## 02 / edited")[1]
+
+
+def test_committed_references_provenance_in_the_report():
+    """Notebook 00's reference has a sidecar and is verified; older references say 'provenance unknown'."""
+    results = paths.PROJECT_ROOT / "results"
+    line = report.provenance_line(results / "00_mmlc_table1_full.csv")
+    assert line.startswith("Provenance: commit `") and "mode full" in line and "check 00" in line
+    for legacy in ("03_table5_full.csv", "01_table1_full.csv"):
+        if not report.meta_path(results / legacy).is_file():
+            assert report.provenance_line(results / legacy).startswith("Provenance unknown")

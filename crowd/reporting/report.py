@@ -181,10 +181,15 @@ def provenance_line(result: Path) -> str:
     """One Markdown line saying what produced ``result`` (from its sidecar), or that nobody knows."""
     import hashlib
 
+    from crowd.reporting.verify import CHECKS
+
+    checks = [c.name for c in CHECKS.values() if result.name in c.references]
+    verified = (f" `make verify` (check {', '.join(checks)}) regenerates it on the CPU and compares it bit for bit."
+                if checks else " Not covered by `make verify`.")
     sidecar = meta_path(result)
     if not sidecar.is_file():
-        return (f"Provenance unknown: no `{sidecar.name}` (the file predates provenance records; "
-                "`make verify` checks whether today's code still produces it).")
+        return (f"Provenance unknown: no `{sidecar.name}` (the file was committed before provenance records "
+                f"existed; re-running its notebook in full mode writes one).{verified}")
     meta = _read_meta(sidecar)
     if meta is None:
         return f"Provenance unreadable: `{sidecar.name}` is not valid JSON."
@@ -203,7 +208,8 @@ def provenance_line(result: Path) -> str:
     extra = f"; parameters {meta['parameters']}" if meta.get("parameters") else ""
     return (f"Provenance: commit `{commit[:12]}` ({state}); mode {meta.get('mode')}; "
             f"seeds {seeds if seeds is not None else 'not recorded'}{extra}; {lib}; device {meta.get('device')}; "
-            f"threads {thread_text}; {meta.get('machine', '')} {meta.get('platform', '')}; written {meta.get('created')}.")
+            f"threads {thread_text}; {meta.get('machine', '')} {meta.get('platform', '')}; written {meta.get('created')}."
+            + verified)
 
 
 def versions() -> pd.DataFrame:
