@@ -18,7 +18,7 @@ from crowd.reporting.report import compare
 
 @pytest.fixture(scope="module")
 def real():
-    return {"labelme": datasets.load("labelme"), "music": datasets.load("music"),
+    return {"labelme": datasets.load("labelme", features=None), "music": datasets.load("music"),
             "text": datasets.load("text", features=False)}
 
 

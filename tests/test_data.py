@@ -20,8 +20,9 @@ def test_from_dataframe_encodes_sorted_ids_and_class_names():
     assert list(ds.task_ids) == ["t1", "t2", "t3"] and list(ds.worker_ids) == ["w1", "w9"]
     assert (ds.n_tasks, ds.n_workers, ds.n_classes, ds.n_answers) == (3, 2, 3, 4)
     back = ds.answers
-    # the answers come back with the original ids, one row per input row
-    original = small_frame().assign(label=lambda d: d["label"].map({"bird": 0, "cat": 1, "dog": 2}))
+    # the answers come back with the original ids and labels, one row per input row
+    np.testing.assert_array_equal(ds.label, [2, 1, 2, 0])
+    original = small_frame()
     pd.testing.assert_frame_equal(back.sort_values(["task", "worker"]).reset_index(drop=True),
                                   original.sort_values(["task", "worker"]).reset_index(drop=True), check_dtype=False)
 

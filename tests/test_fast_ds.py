@@ -56,15 +56,15 @@ def test_m_step_counts_against_hard_assignments():
     np.testing.assert_allclose(log_post, direct)
 
 
-def test_stops_on_class_marginals_and_respects_max_iter(spammy):
+def test_stops_on_class_marginals_and_respects_n_iter(spammy):
     fds = FastDawidSkene(tol=1e-4, seed=0).fit(spammy)
     changes = fds.marginals_change_
     assert len(changes) == fds.n_iter_ and np.isnan(changes[0])
     assert changes[-1] < 1e-4 and np.all(changes[1:-1] >= 1e-4)
-    # with an unreachable tolerance it runs exactly max_iter iterations
-    capped = FastDawidSkene(tol=0.0, max_iter=7, seed=0).fit(spammy)
+    # with an unreachable tolerance it runs exactly n_iter iterations
+    capped = FastDawidSkene(tol=0.0, n_iter=7, seed=0).fit(spammy)
     assert capped.n_iter_ == 7 and not capped.converged_
-    one = FastDawidSkene(max_iter=1, seed=0).fit(spammy)
+    one = FastDawidSkene(n_iter=1, seed=0).fit(spammy)
     assert one.n_iter_ == 1 and not one.converged_
 
 
@@ -72,8 +72,8 @@ def test_seeded_determinism_and_validation(spammy):
     a = FastDawidSkene(seed=5).fit(spammy).labels_
     b = FastDawidSkene(seed=5).fit(spammy).labels_
     np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="max_iter"):
-        FastDawidSkene(max_iter=0)
+    with pytest.raises(ValueError, match="n_iter"):
+        FastDawidSkene(n_iter=0)
     with pytest.raises(ValueError, match="tol"):
         FastDawidSkene(tol=-1.0)
 

@@ -5,7 +5,7 @@ import pytest
 
 from crowd.aggregation.dawid_skene import DawidSkene
 from crowd.aggregation.majority_vote import MajorityVote, NaiveSoft
-from crowd.aggregation.wds import WAUM_DS_SETTINGS, WDS
+from crowd.aggregation.wds import WDS
 from crowd.data import CrowdData
 from crowd.simulation.confusion import random_confusions, simulate_crowd
 
@@ -37,10 +37,10 @@ def test_hand_computed_weights_and_rows_sum_to_one():
     np.testing.assert_allclose(WDS(confusions=conf).fit(data).probas_[1], [0.5, 0.5])
 
 
-def test_fits_dawid_skene_with_the_waum_settings():
+def test_fits_dawid_skene_with_its_defaults_or_the_given_settings():
     data = simulate_crowd(1500, 30, 4, 4, spammer_share=0.4, seed=5)
     wds = WDS().fit(data)
-    ds = DawidSkene(**WAUM_DS_SETTINGS).fit(data)
+    ds = DawidSkene().fit(data)
     np.testing.assert_allclose(wds.confusions_, ds.confusions_)
     assert wds.ds_.init == "naive_soft" and wds.ds_.n_iter == 100
     np.testing.assert_allclose(wds.probas_.sum(axis=1), 1.0)

@@ -10,7 +10,9 @@ and nothing of size tasks x workers is ever formed:
   (worker, label) row and true class ``k``.
 
 The torch twin uses ``index_select`` / ``index_add_`` over the flat answers so it
-runs unchanged on CPU and CUDA.
+runs unchanged on CPU and CUDA. Which one runs is :func:`crowd.device.aggregator_device`'s
+rule: numpy when the resolved device is the CPU, torch on CUDA, torch on the CPU for
+``device="torch-cpu"``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from crowd.data import CrowdData
+from crowd.device import aggregator_device
 
 #: floor applied before taking logs of probabilities (a zero stays finite: exp(-708))
 TINY = np.finfo(np.float64).tiny
@@ -109,28 +112,7 @@ def soft_counts_numpy(index: AnswerIndex, posteriors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(counts.reshape(W, K, K).transpose(0, 2, 1))
 
 
-def normalise_rows(counts: np.ndarray) -> np.ndarray:
-    """Row-normalise confusion counts; a row with no mass (the worker never saw class k) becomes uniform.
-
-    The uniform row carries no information about class k, which is what the data says.
-    """
-    totals = counts.sum(axis=-1, keepdims=True)
-    K = counts.shape[-1]
-    return np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), 1.0 / K)
-
-
 # --------------------------------------------------------------------------- torch
-def resolve_device(device: Any) -> Any:
-    """``None`` -> numpy path; "auto" -> cuda when available else cpu; else a torch.device."""
-    if device is None:
-        return None
-    import torch
-
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class TorchAnswerIndex:
     """Flat answer arrays on a torch device, for gather / index_add_ EM steps."""
 
@@ -167,15 +149,6 @@ def torch_safe_log(x: Any) -> Any:
     import torch
 
     return torch.log(torch.clamp(x, min=torch.finfo(x.dtype).tiny))
-
-
-def torch_normalise_rows(counts: Any) -> Any:
-    import torch
-
-    totals = counts.sum(dim=-1, keepdim=True)
-    K = counts.shape[-1]
-    safe = torch.where(totals > 0, totals, torch.ones_like(totals))
-    return torch.where(totals > 0, counts / safe, torch.full_like(counts, 1.0 / K))
 
 
 # ------------------------------------------------------------------ backends
@@ -277,8 +250,9 @@ class TorchBackend:
         return x.mean(dim=0)
 
 
-def make_backend(data: CrowdData, device: Any, dtype: Any = None) -> NumpyBackend | TorchBackend:
-    resolved = resolve_device(device)
+def make_backend(data: CrowdData, device: Any = "auto", dtype: Any = None) -> NumpyBackend | TorchBackend:
+    """numpy on the CPU, torch on CUDA (or on the CPU with ``device="torch-cpu"``): :func:`crowd.device.aggregator_device`."""
+    resolved = aggregator_device(device)
     if resolved is None:
         return NumpyBackend(data)
     return TorchBackend(data, resolved, dtype)

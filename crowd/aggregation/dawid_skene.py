@@ -27,10 +27,19 @@ before the log, so no NaN appears.
 
 Stopping: after the E-step of iteration ``t``, stop when
 ``|ll_t - ll_{t-1}| / n_answers < tol`` (``stopping="per_answer"``, the default: the
-mean log-likelihood per answer, a scale-free version of the WAUM / peerannot rule
-"change of the log-likelihood below 1e-6") or ``|ll_t - ll_{t-1}| / |ll_{t-1}| < tol``
-(``stopping="relative"``, MMLC's HDS rule). ``tol=None`` or ``0`` runs exactly ``n_iter``
-iterations. peerannot's own criterion uses ``log(sum_i Z_i)`` (a bug: it is not the
+mean log-likelihood per answer, scale-free), ``|ll_t - ll_{t-1}| / |ll_{t-1}| < tol``
+(``stopping="relative"``, MMLC's HDS rule) or ``ll_t - ll_{t-1} < tol``
+(``stopping="absolute"``, crowd-kit's rule on its own loss). ``tol=None`` or ``0`` runs
+exactly ``n_iter`` iterations.
+
+Defaults are neutral, not a paper's: crowd-kit's ``n_iter=100`` and initialisation (normalised
+vote counts), ``tol=1e-6`` per answer. The papers' settings are named presets:
+:mod:`crowd.experiments.settings.mmlc` (MMLC) and :mod:`crowd.experiments.settings.waum` (WAUM).
+
+Device: ``device="auto"`` (default) runs numpy on the CPU and torch on CUDA
+(:func:`crowd.device.aggregator_device`); ``"torch-cpu"`` forces torch on the CPU.
+
+One-class data (K = 1) needs no EM: every task gets that class with probability 1. peerannot's own criterion uses ``log(sum_i Z_i)`` (a bug: it is not the
 log-likelihood); ours is the true marginal log-likelihood, which EM never decreases.
 
 One iteration = one E-step then one M-step; ``probas_`` are the posteriors of the last
@@ -45,7 +54,7 @@ import numpy as np
 
 from crowd.data import CrowdData
 from crowd.aggregation._em import make_backend
-from crowd.aggregation.base import Aggregator
+from crowd.aggregation.base import Aggregator, check_choice, check_int, check_nonnegative, check_tol
 
 __all__ = ["DawidSkene", "ConfusionEM"]
 
@@ -77,28 +86,21 @@ class ConfusionEM(Aggregator):
         init_diagonal: float = 0.7,
         smoothing: float = 0.0,
         count_floor: float = 0.0,
-        stopping: Literal["per_answer", "relative"] = "per_answer",
-        device: Any = None,
+        stopping: Literal["per_answer", "relative", "absolute"] = "per_answer",
+        device: Any = "auto",
         dtype: Any = None,
         progress: bool = False,
     ) -> None:
-        if n_iter < 1:
-            raise ValueError(f"n_iter must be >= 1, got {n_iter}")
-        if init not in ("naive_soft", "mv", "diagonal"):
-            raise ValueError(f"unknown init {init!r}; use 'naive_soft', 'mv' or 'diagonal'")
-        if not 0.0 < init_diagonal < 1.0:
-            raise ValueError(f"init_diagonal must be in (0, 1), got {init_diagonal}")
-        if smoothing < 0 or count_floor < 0:
-            raise ValueError(f"smoothing and count_floor must be >= 0, got {smoothing} and {count_floor}")
-        if stopping not in ("per_answer", "relative"):
-            raise ValueError(f"stopping must be 'per_answer' or 'relative', got {stopping!r}")
-        self.n_iter = n_iter
-        self.tol = tol
-        self.init = init
-        self.init_diagonal = init_diagonal
-        self.smoothing = smoothing
-        self.count_floor = count_floor
-        self.stopping = stopping
+        self.n_iter = check_int("n_iter", n_iter)
+        self.tol = check_tol("tol", tol)
+        self.init = check_choice("init", init, ("naive_soft", "mv", "diagonal"))
+        if isinstance(init_diagonal, bool) or not isinstance(init_diagonal, (int, float, np.number)) \
+                or not 0.0 < init_diagonal < 1.0:
+            raise ValueError(f"init_diagonal must be in (0, 1), got {init_diagonal!r}")
+        self.init_diagonal = float(init_diagonal)
+        self.smoothing = check_nonnegative("smoothing", smoothing)
+        self.count_floor = check_nonnegative("count_floor", count_floor)
+        self.stopping = check_choice("stopping", stopping, ("per_answer", "relative", "absolute"))
         self.device = device
         self.dtype = dtype
         self.progress = progress
@@ -122,11 +124,25 @@ class ConfusionEM(Aggregator):
     def _converged(self, ll: float, previous: float, n_answers: int) -> bool:
         if not self.tol:
             return False
+        if self.stopping == "absolute":  # crowd-kit: the (signed) gain is below tol
+            return ll - previous < self.tol
         change = abs(ll - previous)
         scale = n_answers if self.stopping == "per_answer" else max(abs(previous), np.finfo(float).tiny)
         return change / scale < self.tol
 
+    def _fit_one_class(self, data: CrowdData) -> None:
+        """K = 1: the only class, with probability 1 (no EM; the (1 - d)/(K - 1) rows do not exist)."""
+        self.probas_ = np.ones((data.n_tasks, 1))
+        self.confusions_ = np.ones((data.n_workers, 1, 1))
+        self.priors_ = np.ones(1)
+        self.loglik_history_ = [0.0]
+        self.n_iter_ = 0
+        self.backend_ = "none"
+
     def _fit(self, data: CrowdData) -> None:
+        if data.n_classes == 1:
+            self._fit_one_class(data)
+            return
         xb = make_backend(data, self.device, self.dtype)
         K = data.n_classes
         seen = np.bincount(data.worker * K + data.label, minlength=data.n_workers * K).reshape(data.n_workers, K) > 0
@@ -175,13 +191,15 @@ class DawidSkene(ConfusionEM):
     ----------
     n_iter : maximum number of EM iterations (E-step + M-step).
     tol : stopping threshold on the log-likelihood change (see ``stopping``); None or 0 runs n_iter.
-    init : "naive_soft" | "mv" (M-step first) or "diagonal" (E-step first, MMLC).
+    init : "naive_soft" (crowd-kit's) | "mv" (M-step first) or "diagonal" (E-step first, MMLC).
     init_diagonal : diagonal of the initial confusions for init="diagonal".
+    stopping : "per_answer" | "relative" | "absolute" (see the module docstring).
     smoothing : pseudo-count added to every cell of the soft counts before normalising
         (a Dirichlet(1 + smoothing) MAP estimate; 0 = maximum likelihood).
     count_floor : soft counts of the labels a worker gave are raised to at least this value
         before normalising (crowd-kit uses 1e-10); 0 = exact maximum likelihood.
-    device : None for numpy; "cpu", "cuda", "auto" or a torch.device for the torch path.
+    device : "auto" (numpy on the CPU, torch on CUDA), "cpu", "cuda", "torch-cpu" (torch on the CPU)
+        or a torch.device (see :mod:`crowd.device`).
     dtype : torch dtype (float64 by default, so CPU torch matches numpy to 1e-10).
 
     Fitted attributes: ``probas_`` (n_tasks, K), ``labels_``, ``confusions_`` (n_workers, K, K),

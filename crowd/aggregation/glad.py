@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from crowd.data import CrowdData
-from crowd.aggregation._em import logsumexp_rows, resolve_device
-from crowd.aggregation.base import Aggregator
+from crowd.aggregation._em import logsumexp_rows
+from crowd.aggregation.base import Aggregator, check_int, check_nonnegative, check_tol
+from crowd.device import aggregator_device
 
 __all__ = ["GLAD"]
 
@@ -129,7 +130,8 @@ class GLAD(Aggregator):
         less than this per answer.
     alpha_prior, log_beta_prior : (mean, variance) of the Gaussian priors on alpha_j and b_i = log beta_i.
     priors : class priors rho (uniform if None); learn_priors: update rho in the M-step.
-    device : None (numpy) or a torch device ("cpu", "cuda", "auto"); dtype: torch dtype (float64).
+    device : "auto" (numpy on the CPU, torch on CUDA), "cpu", "cuda", "torch-cpu" (torch on the CPU) or a
+        torch.device (:func:`crowd.device.aggregator_device`); dtype: torch dtype (float64).
 
     Fitted: ``alphas_`` (n_workers,), ``betas_`` (n_tasks,) = exp(b), ``probas_``, ``labels_``,
     ``priors_``, ``loglik_history_``, ``n_iter_``.
@@ -145,19 +147,21 @@ class GLAD(Aggregator):
         log_beta_prior: tuple[float, float] = (1.0, 1.0),
         priors: np.ndarray | None = None,
         learn_priors: bool = False,
-        device: Any = None,
+        device: Any = "auto",
         dtype: Any = None,
         progress: bool = False,
     ) -> None:
-        if n_iter < 1 or m_step_iter < 1:
-            raise ValueError(f"n_iter and m_step_iter must be >= 1, got {n_iter} and {m_step_iter}")
-        for name, (mean, var) in (("alpha_prior", alpha_prior), ("log_beta_prior", log_beta_prior)):
-            if not var > 0:
-                raise ValueError(f"{name} variance must be positive, got {var}")
-        self.n_iter = n_iter
-        self.tol = tol
-        self.m_step_iter = m_step_iter
-        self.m_step_tol = m_step_tol
+        self.n_iter = check_int("n_iter", n_iter)
+        self.tol = check_tol("tol", tol)
+        self.m_step_iter = check_int("m_step_iter", m_step_iter)
+        self.m_step_tol = check_nonnegative("m_step_tol", m_step_tol)
+        for name, prior in (("alpha_prior", alpha_prior), ("log_beta_prior", log_beta_prior)):
+            try:
+                mean, var = (float(v) for v in prior)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{name} must be a (mean, variance) pair, got {prior!r}") from err
+            if not (np.isfinite(mean) and np.isfinite(var) and var > 0):
+                raise ValueError(f"{name} must have a finite mean and a positive finite variance, got {prior!r}")
         self.alpha_prior = alpha_prior
         self.log_beta_prior = log_beta_prior
         self.priors = priors
@@ -230,9 +234,13 @@ class GLAD(Aggregator):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data: CrowdData) -> None:
-        if data.n_classes < 2:
-            raise ValueError("GLAD needs at least 2 classes")
-        device = resolve_device(self.device)
+        if data.n_classes == 1:  # nothing to infer: every task has the only class
+            self.probas_ = np.ones((data.n_tasks, 1))
+            self.alphas_ = np.full(data.n_workers, float(self.alpha_prior[0]))
+            self.betas_ = np.full(data.n_tasks, float(np.exp(self.log_beta_prior[0])))
+            self.priors_, self.loglik_history_, self.n_iter_, self.backend_ = np.ones(1), [0.0], 0, "none"
+            return
+        device = aggregator_device(self.device)
         if device is None:
             ops: Any = _NumpyOps(data)
         else:

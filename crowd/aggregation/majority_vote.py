@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from crowd.data import CrowdData
-from crowd.aggregation.base import Aggregator
+from crowd.aggregation.base import Aggregator, check_seed
 
-__all__ = ["MajorityVote", "NaiveSoft", "WeightedMajorityVote", "break_ties", "string_order"]
+__all__ = ["MajorityVote", "NaiveSoft", "WeightedMajorityVote", "break_ties", "check_tie_break", "string_order"]
 
 TieBreak = Union[str, Sequence[int]]
 
@@ -33,6 +33,25 @@ def string_order(n_classes: int) -> list[int]:
     tie is the smallest in this order.
     """
     return sorted(range(n_classes), key=str)
+
+
+TIE_BREAKS = ("random", "smallest", "string")
+
+
+def check_tie_break(tie_break: TieBreak) -> TieBreak:
+    """A named rule or a sequence of distinct class codes (checked against the classes at fit time)."""
+    if isinstance(tie_break, str):
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"unknown tie_break {tie_break!r}; use 'random', 'smallest', 'string' "
+                             "or a sequence of class codes in priority order")
+        return tie_break
+    try:
+        order = np.asarray(tie_break)
+    except Exception as err:  # noqa: BLE001 - anything numpy cannot read is a bad rule
+        raise ValueError(f"unknown tie_break {tie_break!r}") from err
+    if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer) or len(set(order.tolist())) != len(order):
+        raise ValueError(f"a tie_break priority order must be a sequence of distinct class codes, got {tie_break!r}")
+    return tie_break
 
 
 def _priority(tie_break: TieBreak, n_classes: int) -> np.ndarray | None:
@@ -95,15 +114,18 @@ class MajorityVote(Aggregator):
     smallest code compared as a string, which MMLC's code does on 13-class Text) or an
     explicit priority order of class codes.
 
+    The random tie-break draws one key per (task code, class code); codes follow the sorted task
+    ids (numbers before strings when the ids mix types), so it does not depend on the row order.
+
     ``probas_`` is the one-hot encoding of ``labels_`` (MV is a hard label; the vote
     shares are :class:`NaiveSoft`; crowd-kit's ``MajorityVote`` returns the shares and
     takes the first tied label of its pivot table, which is neither the smallest nor
     random). ``tied_`` flags the tasks whose maximum was tied.
     """
 
-    def __init__(self, tie_break: TieBreak = "random", seed: int = 0) -> None:
-        self.tie_break = tie_break
-        self.seed = seed
+    def __init__(self, tie_break: TieBreak = "random", seed: int | np.random.Generator | None = 0) -> None:
+        self.tie_break = check_tie_break(tie_break)
+        self.seed = check_seed(seed)
 
     def _fit(self, data: CrowdData) -> None:
         counts = data.vote_counts()
@@ -121,9 +143,9 @@ class NaiveSoft(Aggregator):
     the argmax with ties broken as in :class:`MajorityVote` (default: smallest code).
     """
 
-    def __init__(self, tie_break: TieBreak = "smallest", seed: int = 0) -> None:
-        self.tie_break = tie_break
-        self.seed = seed
+    def __init__(self, tie_break: TieBreak = "smallest", seed: int | None = 0) -> None:
+        self.tie_break = check_tie_break(tie_break)
+        self.seed = check_seed(seed)
 
     def _fit(self, data: CrowdData) -> None:
         counts = data.vote_counts().astype(float)
@@ -162,10 +184,12 @@ class WeightedMajorityVote(Aggregator):
     """
 
     def __init__(self, weights: str | np.ndarray | pd.Series | Sequence[float] = "mv_accuracy",
-                 tie_break: TieBreak = "random", seed: int = 0) -> None:
+                 tie_break: TieBreak = "random", seed: int | None = 0) -> None:
+        if isinstance(weights, str) and weights not in ("mv_accuracy", "log_odds"):
+            raise ValueError(f"unknown weights {weights!r}; use 'mv_accuracy', 'log_odds', an array or a Series")
         self.weights = weights
-        self.tie_break = tie_break
-        self.seed = seed
+        self.tie_break = check_tie_break(tie_break)
+        self.seed = check_seed(seed)
 
     def _resolve_weights(self, data: CrowdData) -> np.ndarray:
         w: Any = self.weights

@@ -11,17 +11,19 @@ complete log-likelihood under the constraint, so the log-likelihood never decrea
 * :class:`HomogeneousDawidSkene` — MMLC's HDS (Han et al., AAAI 2025, baseline of Table 1):
   one accuracy per worker and per true class, ``pi_j[k, k] = d_jk``, off-diagonals
   ``(1 - d_jk)/(K - 1)``. M-step: ``d_jk = sum_i T_ik 1{y_ij = k} / sum_i T_ik``.
-  MMLC's setting: init diagonal 0.7, E-step first, stop when the relative change of the
-  log-likelihood is below 1e-4, at most 20 iterations (the defaults here).
+  MMLC's setting (init diagonal 0.7, E-step first, stop when the relative change of the
+  log-likelihood is below 1e-4, at most 20 iterations) is the preset
+  ``crowd.experiments.settings.mmlc.AGGREGATORS["HDS"]``; the defaults here are the neutral ones
+  of :class:`~.dawid_skene.DawidSkene` (naive-soft init, 100 iterations, tol 1e-6 per answer).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from crowd.aggregation.dawid_skene import ConfusionEM, Init
+from crowd.aggregation.dawid_skene import ConfusionEM
 
 __all__ = ["OneCoinDawidSkene", "HomogeneousDawidSkene"]
 
@@ -54,21 +56,6 @@ class HomogeneousDawidSkene(ConfusionEM):
     Rows of a class the worker never got weight on keep the initial diagonal (MMLC's code)
     with ``init="diagonal"``, else they are uniform.
     """
-
-    def __init__(
-        self,
-        n_iter: int = 20,
-        tol: float | None = 1e-4,
-        init: Init = "diagonal",
-        init_diagonal: float = 0.7,
-        smoothing: float = 0.0,
-        stopping: Literal["per_answer", "relative"] = "relative",
-        device: Any = None,
-        dtype: Any = None,
-        progress: bool = False,
-    ) -> None:
-        super().__init__(n_iter=n_iter, tol=tol, init=init, init_diagonal=init_diagonal, smoothing=smoothing,
-                         stopping=stopping, device=device, dtype=dtype, progress=progress)
 
     def _confusions_from_counts(self, xb: Any, counts: Any) -> Any:
         K = xb.K

@@ -17,15 +17,10 @@ from typing import Any
 import numpy as np
 
 from crowd.data import CrowdData
-from crowd.aggregation.base import Aggregator
-from crowd.aggregation.majority_vote import TieBreak, break_ties
+from crowd.aggregation.base import Aggregator, check_seed
+from crowd.aggregation.majority_vote import TieBreak, break_ties, check_tie_break
 
-__all__ = ["WDS", "WAUM_DS_SETTINGS"]
-
-# Dawid-Skene as run in the WAUM experiments: naive-soft initialisation, M-step first,
-# stop when the log-likelihood changes by less than 1e-6, at most 100 iterations
-# (50 on CIFAR-10H).
-WAUM_DS_SETTINGS: dict[str, Any] = {"init": "naive_soft", "tol": 1e-6, "n_iter": 100}
+__all__ = ["WDS"]
 
 
 class WDS(Aggregator):
@@ -35,8 +30,10 @@ class WDS(Aggregator):
     ----------
     confusions : (n_workers, K, K) confusion matrices (rows = true class) in the data's
         worker-code order; when None, :class:`~crowd.aggregation.dawid_skene.DawidSkene`
-        is fitted first with ``WAUM_DS_SETTINGS`` updated by ``ds_kwargs``.
-    ds_kwargs : extra arguments of ``DawidSkene`` (e.g. ``{"n_iter": 50}`` for CIFAR-10H).
+        is fitted first with ``ds_kwargs``.
+    ds_kwargs : arguments of ``DawidSkene`` (its defaults when None; the WAUM paper's are
+        ``crowd.experiments.settings.waum.DS_SETTINGS``, equal to those defaults except 50
+        iterations on CIFAR-10H).
     tie_break, seed : how ``labels_`` breaks ties of the weighted scores.
 
     Fitted attributes: ``probas_`` (soft labels), ``labels_``, ``confusions_``, ``scores_``
@@ -45,21 +42,19 @@ class WDS(Aggregator):
 
     def __init__(self, confusions: np.ndarray | None = None, ds_kwargs: dict[str, Any] | None = None,
                  tie_break: TieBreak = "smallest", seed: int = 0) -> None:
+        if ds_kwargs is not None and not isinstance(ds_kwargs, dict):
+            raise ValueError(f"ds_kwargs must be a dict of DawidSkene arguments or None, got {ds_kwargs!r}")
         self.confusions = confusions
         self.ds_kwargs = ds_kwargs
-        self.tie_break = tie_break
-        self.seed = seed
+        self.tie_break = check_tie_break(tie_break)
+        self.seed = check_seed(seed)
 
     def _fit(self, data: CrowdData) -> None:
         if self.confusions is None:
             from crowd.aggregation.dawid_skene import DawidSkene  # fitted here only when no confusions are given
 
-            settings = {**WAUM_DS_SETTINGS, **(self.ds_kwargs or {})}
-            self.ds_ = DawidSkene(**settings).fit(data)
+            self.ds_ = DawidSkene(**(self.ds_kwargs or {})).fit(data)
             confusions = self.ds_.confusions_
-            if hasattr(confusions, "detach"):  # a torch tensor, possibly on CUDA
-                confusions = confusions.detach().cpu().numpy()
-            confusions = np.asarray(confusions, dtype=float)
         else:
             self.ds_ = None
             confusions = np.asarray(self.confusions, dtype=float)

@@ -38,8 +38,6 @@ __all__ = ["spammer_score", "trace_score", "rank_workers"]
 
 def _as_confusions(confusions: np.ndarray) -> tuple[np.ndarray, bool]:
     """(n_workers, K, K) float array and whether a single (K, K) matrix was given."""
-    if hasattr(confusions, "detach"):  # torch tensor
-        confusions = confusions.detach().cpu().numpy()
     conf = np.asarray(confusions, dtype=float)
     single = conf.ndim == 2
     if single:

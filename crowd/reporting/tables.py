@@ -12,16 +12,12 @@ AggregatorFactory = Callable[[], object]
 
 
 def mmlc_feature_blind_methods() -> dict[str, AggregatorFactory]:
-    """MMLC Table 1's feature-blind aggregators with the settings of the authors' code (REPLICATION_NOTES)."""
-    from crowd.aggregation import DawidSkene, FastDawidSkene, HomogeneousDawidSkene, MajorityVote
+    """MMLC Table 1's feature-blind aggregators with the settings of the authors' code: the named presets
+    of :mod:`crowd.experiments.settings.mmlc` (MV ties to the smallest label as text, DS init diagonal
+    0.7 and 10 iterations, FDS, HDS up to 20 iterations)."""
+    from crowd.experiments.settings.mmlc import mmlc_aggregators
 
-    return {
-        # MMLC's code reads labels as strings, so its "smallest label" on ties is the smallest as text ("10" < "2")
-        "MV": lambda: MajorityVote(tie_break="string"),
-        "DS": lambda: DawidSkene(init="diagonal", init_diagonal=0.7, n_iter=10, tol=None),
-        "FDS": lambda: FastDawidSkene(),
-        "HDS": lambda: HomogeneousDawidSkene(),
-    }
+    return mmlc_aggregators()
 
 
 def truth_inference_table(data: Mapping[str, CrowdData], methods: Mapping[str, AggregatorFactory],

@@ -63,3 +63,39 @@ def owf_preset(name: str) -> dict[str, Any]:
     if key not in OWF_PRESETS:
         raise ValueError(f"no oracle-worker preset {name!r}; available: {sorted(OWF_PRESETS)}")
     return dict(OWF_PRESETS[key])
+
+
+# ---------------------------------------------------------------------------------------------
+# MMLC Table 1's feature-blind aggregators, with the settings of the authors' code
+# (Crowds24/MMLC, aggregationMethod/; /work/shared/REPLICATION_NOTES.md):
+#   MV   ties to the smallest label; the code reads labels as strings from a csv, so on the
+#        13-class Text data "10" < "2" (tie_break="string"; numeric order for 10 classes or fewer).
+#   DS   every worker starts at diagonal 0.7, off-diagonals (1 - 0.7)/(K - 1), uniform priors,
+#        E-step first, exactly 10 EM iterations.
+#   FDS  Sinha et al.'s fast DS: majority-vote start with random ties, hard E-step, stop when the
+#        class marginals change by less than 1e-4 (L1) or after 100 iterations.
+#   HDS  one accuracy per worker and true class, init diagonal 0.7, E-step first, stop when the
+#        relative change of the log-likelihood is below 1e-4, at most 20 iterations.
+# ---------------------------------------------------------------------------------------------
+
+AGGREGATOR_PRESETS: dict[str, dict[str, Any]] = {
+    "MV": dict(tie_break="string"),
+    "DS": dict(init="diagonal", init_diagonal=0.7, n_iter=10, tol=None),
+    "FDS": dict(n_iter=100, tol=1e-4, init_tie_break="random"),
+    "HDS": dict(init="diagonal", init_diagonal=0.7, n_iter=20, tol=1e-4, stopping="relative"),
+}
+
+
+def aggregator_preset(name: str) -> dict[str, Any]:
+    """Keyword arguments of MMLC's aggregator ``name`` ("MV", "DS", "FDS", "HDS"), a copy."""
+    if name not in AGGREGATOR_PRESETS:
+        raise ValueError(f"no MMLC aggregator preset {name!r}; available: {sorted(AGGREGATOR_PRESETS)}")
+    return dict(AGGREGATOR_PRESETS[name])
+
+
+def mmlc_aggregators() -> dict[str, Any]:
+    """Factories (no argument -> a fresh estimator) of MMLC Table 1's MV, DS, FDS and HDS."""
+    from crowd.aggregation import DawidSkene, FastDawidSkene, HomogeneousDawidSkene, MajorityVote
+
+    classes = {"MV": MajorityVote, "DS": DawidSkene, "FDS": FastDawidSkene, "HDS": HomogeneousDawidSkene}
+    return {name: (lambda cls=cls, kw=aggregator_preset(name): cls(**kw)) for name, cls in classes.items()}
