@@ -431,6 +431,9 @@ def _label_kind(labels: pd.Series) -> str:
         return "number"
     if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
         return "string"
+    odd = next((v for v in labels.to_numpy() if not isinstance(v, (str, bool, np.bool_)) and not _is_number(v)), None)
+    if odd is not None:
+        raise ValueError(f"labels must be strings or numbers, got {type(odd).__name__} {odd!r}")
     values = pd.unique(labels)
     n_str = sum(isinstance(v, str) for v in values)
     n_num = sum(_is_number(v) for v in values)
@@ -439,9 +442,6 @@ def _label_kind(labels: pd.Series) -> str:
         n = next(v for v in values if _is_number(v))
         raise ValueError(f"labels mix strings and numbers (e.g. {s!r} and {n!r}): 1 and 1.0 are one class but '1' "
                          "is not 1; convert the label column to one type")
-    if n_str + n_num + sum(isinstance(v, (bool, np.bool_)) for v in values) < len(values):
-        odd = next(v for v in values if not isinstance(v, (str, bool, np.bool_)) and not _is_number(v))
-        raise ValueError(f"labels must be strings or numbers, got {type(odd).__name__} {odd!r}")
     if n_num and not np.isfinite(np.asarray([float(v) for v in values if _is_number(v)])).all():
         raise ValueError("labels hold infinite values")
     return "string" if n_str else ("number" if n_num else "bool")

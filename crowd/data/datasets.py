@@ -216,9 +216,28 @@ def sentence_embeddings(sentences: list[str], batch_size: int = 64) -> np.ndarra
     with torch.inference_mode():
         emb = model.encode(sentences, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=True,
                            convert_to_numpy=True).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, emb)
+    save_to_cache(path, emb, what="sentence embeddings")  # warns (and keeps them) if the cache is read-only
     return emb
+
+
+def save_to_cache(path: Path, array: np.ndarray, what: str = "array") -> bool:
+    """``np.save`` into the cache; on a read-only or full cache, a warning naming the file and False.
+
+    Never raises for the cache: what took minutes to compute is returned to the caller all the same.
+    """
+    import warnings
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+        tmp.replace(path)  # no half-written file under the final name
+        return True
+    except OSError as exc:
+        warnings.warn(f"{what} computed but not cached: cannot write {path} ({exc.strerror or exc}); set "
+                      "$CROWD_CACHE_DIR to a writable folder to keep them across runs", RuntimeWarning, stacklevel=3)
+        return False
 
 
 # --------------------------------------------------------------------- CIFAR-10H
@@ -307,4 +326,5 @@ def _read_lines(path: Path) -> list[str]:
 
 
 __all__ += ["load_labelme", "load_music", "load_text", "load_cifar10h", "read_cifar10h_raw", "sentence_embeddings",
+            "save_to_cache",
             "sha256_of"]

@@ -161,16 +161,24 @@ def fetch(path: str, download: bool | None = None) -> Path:
                                    "to a folder holding the mirror (shared/data)")
     if download and record.url is not None:
         target = cache_dir() / path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataFileError(f"data file {path} not found (looked in {', '.join(looked)}) and the cache folder "
+                                f"{target.parent} cannot be created ({exc.strerror or exc}): set ${CACHE_DIR_ENV} to "
+                                f"a writable folder. To get it: {how}") from exc
         try:
             with urllib.request.urlopen(record.url, timeout=60) as response, tempfile.NamedTemporaryFile(
                 dir=target.parent, delete=False
             ) as tmp:
                 shutil.copyfileobj(response, tmp)
             Path(tmp.name).replace(target)
+        except PermissionError as exc:
+            raise DataFileError(f"data file {path}: cannot write {target} in the cache folder ({exc.strerror or exc}); "
+                                f"set ${CACHE_DIR_ENV} to a writable folder. To get it: {how}") from exc
         except OSError as exc:
             raise DataFileError(f"data file {path} not found (looked in {', '.join(looked) or 'no folder'}) and "
-                                f"its download from {record.url} failed ({exc}). To get it: {how}") from exc
+                                f"its download from {record.url} to {target} failed ({exc}). To get it: {how}") from exc
         _check(target, record)
         return target
     raise DataFileError(f"data file {path} not found; looked in {', '.join(looked) or 'no folder'}. To get it: {how}")
