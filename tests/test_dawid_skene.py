@@ -77,6 +77,20 @@ def test_torch_cpu_matches_numpy(init):
     assert b.backend_ == "torch" and a.backend_ == "numpy"
 
 
+def test_device_auto_is_numpy_on_cpu_and_torch_cpu_forces_torch(monkeypatch):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a CUDA machine 'auto' is the torch path (checked by the agreement tests)")
+    monkeypatch.delenv("CROWD_DEVICE", raising=False)
+    data = simulate_crowd(200, 10, 3, 3, seed=8)
+    assert DawidSkene().device == "auto" and DawidSkene().fit(data).backend_ == "numpy"
+    assert DawidSkene(device="torch-cpu").fit(data).backend_ == "torch"
+    monkeypatch.setenv("CROWD_DEVICE", "cpu")
+    assert DawidSkene().fit(data).backend_ == "numpy"
+
+
 def test_tasks_with_thousands_of_answers_do_not_underflow():
     # 2000 answers per task: a product of probabilities would be 0 (0.5**2000 ~ 1e-602)
     data = simulate_crowd(40, 2000, 3, 2000, diag_low=0.4, diag_high=0.6, seed=7)
