@@ -1,4 +1,6 @@
-"""CrowdLayer and CoNAL: exact identities at initialisation, recovery of simulated workers."""
+"""CrowdLayer and CoNAL: exact identities at initialisation, recovery of simulated workers, and
+bit-for-bit equality with an independent re-implementation of the loop they were trained with
+before they moved onto the one loop (the loop the committed results of notebook 03 come from)."""
 
 import numpy as np
 import pytest
@@ -6,7 +8,9 @@ import torch
 from torch import nn
 
 from crowd.data import CrowdData
-from crowd.learning.deep_crowd import CoNAL, CoNALNet, CrowdLayer, CrowdLayerNet, _gather_answers, answers_by_task
+from crowd.learning.base import answers_by_task, gather_answers
+from crowd.learning.conal import CoNAL, CoNALNet
+from crowd.learning.crowdlayer import CrowdLayer, CrowdLayerNet
 
 torch.set_num_threads(1)
 K = 3
@@ -43,7 +47,7 @@ def test_gather_answers_matches_a_loop():
     data, _, _ = gaussian_crowd(40)
     order, indptr = answers_by_task(data)
     batch = np.array([5, 0, 17, 39, 2])
-    ans, rows = _gather_answers(batch, order, indptr)
+    ans, rows = gather_answers(batch, order, indptr)
     expected = [(r, i) for r, t in enumerate(batch) for i in np.flatnonzero(data.task == t)]
     assert sorted(zip(rows.tolist(), ans.tolist())) == sorted(expected)
     assert np.all(data.task[ans] == batch[rows])
@@ -129,9 +133,86 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="no features"):
         CrowdLayer(linear_classifier, n_epochs=1, progress=False).fit(no_features)
     with pytest.raises(ValueError, match="rows for"):
-        CrowdLayer(linear_classifier, n_epochs=1, progress=False).fit(data, features=X[:10])
+        CrowdLayer(linear_classifier, n_epochs=1, progress=False).fit(data, inputs=X[:10])
     unanswered = CrowdData(data.task, data.worker, data.label, data.n_tasks + 1, data.n_workers, K)
     with pytest.raises(ValueError, match="no answer"):
-        CrowdLayer(linear_classifier, n_epochs=1, progress=False).fit(unanswered, features=np.zeros((31, 2)))
+        CrowdLayer(linear_classifier, n_epochs=1, progress=False).fit(unanswered, inputs=np.zeros((31, 2)))
     with pytest.raises(ValueError, match="unknown optimizer"):
         CrowdLayer(linear_classifier, n_epochs=1, optimizer="rmsprop", progress=False).fit(data)
+
+
+# ------------------------------------------------------------- the loop before the move
+def dropout_classifier(d: int = 2) -> nn.Module:
+    # dropout makes the comparison sensitive to the order of torch's random draws
+    return nn.Sequential(nn.Linear(d, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, K))
+
+
+def old_loop(net_factory, data, X, *, n_epochs, batch_size, lr, optimizer="adam", momentum=0.9, weight_decay=0.0,
+             milestones=(), gamma=0.1, lambda_=0.0, valid=None, seed=0):
+    """The former CrowdLayer/CoNAL loop written out plainly: seed torch, build, then per epoch a
+    numpy default_rng(seed) permutation of the tasks, each task batch with all its answers (found
+    by a Python scan), CE on the per-answer outputs minus lambda * penalty, best validation epoch
+    (first on ties) kept for the classifier."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    X_t = torch.as_tensor(X, dtype=torch.float32)
+    net = net_factory()
+    if optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(milestones), gamma=gamma)
+    best, best_state = -np.inf, None
+    for _ in range(n_epochs):
+        net.train()
+        perm = rng.permutation(data.n_tasks)
+        for start in range(0, data.n_tasks, batch_size):
+            batch = perm[start:start + batch_size]
+            rows, ans = [], []
+            for r, t in enumerate(batch):
+                for a in np.flatnonzero(data.task == t):  # answers in their original order
+                    rows.append(r), ans.append(a)
+            ans = np.array(ans)
+            out = net(X_t[batch], torch.tensor(rows), torch.as_tensor(data.worker[ans]))
+            loss = nn.functional.cross_entropy(out, torch.as_tensor(data.label[ans]))
+            if lambda_:
+                loss = loss + (-lambda_ * net.penalty())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        if valid is not None:
+            net.eval()
+            with torch.no_grad():
+                acc = float(np.mean(net.classifier(torch.as_tensor(valid[0])).argmax(1).numpy() == valid[1]))
+            if acc > best:
+                best, best_state = acc, {k: v.clone() for k, v in net.classifier.state_dict().items()}
+    if best_state is not None:
+        net.classifier.load_state_dict(best_state)
+    net.eval()
+    with torch.no_grad():
+        return net.classifier(torch.as_tensor(X)).softmax(1).numpy()
+
+
+@pytest.mark.parametrize("case", ["crowdlayer_adam", "crowdlayer_sgd_schedule_valid", "conal_penalty"])
+def test_bit_for_bit_with_the_former_loop(case):
+    data, X, truth = gaussian_crowd(150, seed=4)
+    common = dict(n_epochs=4, batch_size=16, lr=1e-2, seed=7)
+    kwargs, valid = {}, None
+    if case == "crowdlayer_adam":
+        new = CrowdLayer(dropout_classifier, progress=False, device="cpu", **common)
+        factory = lambda: CrowdLayerNet(dropout_classifier(), data.n_workers, K)  # noqa: E731
+    elif case == "crowdlayer_sgd_schedule_valid":
+        kwargs = dict(optimizer="sgd", momentum=0.9, weight_decay=5e-4, milestones=(2,), gamma=0.1)
+        valid = (X[:20], truth[:20])
+        new = CrowdLayer(dropout_classifier, progress=False, device="cpu", **common, **kwargs)
+        factory = lambda: CrowdLayerNet(dropout_classifier(), data.n_workers, K)  # noqa: E731
+    else:
+        kwargs = dict(lambda_=1e-2)
+        new = CoNAL(dropout_classifier, progress=False, device="cpu", **common, **kwargs)
+        factory = lambda: CoNALNet(dropout_classifier(), data.n_workers, K, input_dim=2)  # noqa: E731
+    expected = old_loop(factory, data, X, valid=valid, **common, **kwargs)
+    got = new.fit(data, valid=valid).predict_proba(X)
+    np.testing.assert_array_equal(got, expected)
+    if valid is not None:
+        assert new.best_epoch_ == int(np.argmax(new.history_["valid_accuracy"])) + 1

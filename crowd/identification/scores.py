@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from crowd.data import CrowdData, as_crowd_data
-from crowd.learning.trainer import get_device, to_tensor, train
+from crowd.learning.trainer import to_tensor, train
 
 __all__ = [
     "margins", "AUMRecorder", "AUM", "AUMC", "WAUM", "WorkerWiseWAUM",

@@ -70,14 +70,14 @@ def _learner_kwargs(setup: ExperimentSetup, seed: int) -> dict[str, Any]:
 
 
 def _crowd_layer(setup: ExperimentSetup, seed: int):
-    from crowd.learning.deep_crowd import CrowdLayer
+    from crowd.learning.crowdlayer import CrowdLayer
 
     return CrowdLayer(setup.make_model, **_learner_kwargs(setup, seed))
 
 
 def _conal(lambda_: float):
     def make(setup: ExperimentSetup, seed: int):
-        from crowd.learning.deep_crowd import CoNAL
+        from crowd.learning.conal import CoNAL
 
         return CoNAL(setup.make_model, lambda_=lambda_, **_learner_kwargs(setup, seed))
 
