@@ -406,13 +406,15 @@ def setup1(seed: int = 0, centres: str = "code", group_matrices: Literal["author
 
 
 def setup2_cifar10(seed: int = 0, source: Literal["test10k", "torchvision"] = "test10k", n_train: int = 8000,
+                   n_test: int | None = None,
                    group_matrices: Literal["authors", "perturbed"] = "authors",
                    sigmas: Sequence[float] = SETUP2["sigmas"], group_probas: Sequence[float] = SETUP2["group_probas"],
                    answers_per_task: float = SETUP2["answers_per_task"], truth_net_epochs: int = 10) -> GroupScenario:
     """Setup (2) on CIFAR-10 images (float32, N x 3 x 32 x 32, scaled to [0, 1] as the authors' ``/255``).
 
     ``source="test10k"``: the 10,000 CIFAR-10 test images of the offline mirror, split (stratified,
-    seeded) into ``n_train`` crowd-labelled points and ``10000 - n_train`` test points. The annotator
+    seeded) into ``n_train`` crowd-labelled points and ``10000 - n_train`` test points (the first ``n_test``
+    of them when given: smoke runs). The annotator
     density ``D_t = N T_i / T`` then is ``n_train / 50000`` of the paper's at the same T: see
     :func:`density_matched_grid`. ``source="torchvision"``: the official 50,000 training images (the
     paper's points; downloaded by torchvision) and the 10,000 test images.
@@ -428,6 +430,8 @@ def setup2_cifar10(seed: int = 0, source: Literal["test10k", "torchvision"] = "t
         if not 0 < n_train < len(labels):
             raise ValueError(f"n_train must be in (0, {len(labels)}), got {n_train}")
         idx_tr, idx_te = train_test_split(np.arange(len(labels)), train_size=n_train, random_state=seed, stratify=labels)
+        if n_test is not None:
+            idx_te = idx_te[:n_test]
         xtr, ytr, xte, yte = images[idx_tr], labels[idx_tr], images[idx_te], labels[idx_te]
         split = (f"{len(idx_tr)} of the 10,000 CIFAR-10 test images as crowd-labelled points, the other "
                  f"{len(idx_te)} as test set (the paper: 50,000 training images / 10,000 test images)")

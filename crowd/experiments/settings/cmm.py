@@ -82,8 +82,8 @@ SETUP2_FULL = _add(CMMPreset("setup2_full", n_runs=20, n_restarts=15, model="cif
 SETUP2_CPU = _add(replace(SETUP2_FULL, name="setup2_cpu", n_runs=2, n_restarts=2, max_iter=10, max_epochs=10,
                           t_grid=(100, 500, 1500),
                           extra={"scenario": {"source": "test10k", "n_train": 8000, "group_matrices": "authors"}}))
-SETUP2_SMOKE = _add(replace(SETUP2_CPU, name="setup2_smoke", n_runs=1, n_restarts=1, max_iter=2, max_epochs=2,
-                            t_grid=(100,), extra={"scenario": {"source": "test10k", "n_train": 1000,
+SETUP2_SMOKE = _add(replace(SETUP2_CPU, name="setup2_smoke", n_runs=1, n_restarts=1, max_iter=1, max_epochs=1,
+                            t_grid=(100,), extra={"scenario": {"source": "test10k", "n_train": 500, "n_test": 500,
                                                                "group_matrices": "authors"}}))
 LABELME_FULL = _add(CMMPreset("labelme_full", n_runs=20, n_restarts=20, model="rodrigues", n_groups=3,
                               n_groups_grid=(2, 3, 4), methods=TABLE3_METHODS, t_grid=()))
