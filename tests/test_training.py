@@ -87,10 +87,12 @@ def test_bad_targets_raise():
         training.train(net, x, y, epochs=1, optimizer="lbfgs", progress=False)
 
 
-def test_get_device_and_image_tensor():
-    assert training.get_device("cpu").type == "cpu"
+def test_device_and_image_tensor():
+    from crowd.device import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert training.get_device().type == expected
+    assert resolve_device().type == expected
     imgs = np.full((2, 32, 32, 3), 255, dtype=np.uint8)
     t = training.images_to_tensor(imgs)
     assert t.shape == (2, 3, 32, 32) and float(t.max()) == 1.0
@@ -111,7 +113,7 @@ def test_model_output_shapes():
 
 
 def test_device_override_by_environment(monkeypatch):
-    from crowd.learning.trainer import get_device
+    from crowd.device import resolve_device as get_device
 
     monkeypatch.setenv("CROWD_DEVICE", "cpu")
     assert get_device().type == "cpu"
@@ -120,3 +122,90 @@ def test_device_override_by_environment(monkeypatch):
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             get_device()
     assert get_device("cpu").type == "cpu"  # an explicit argument wins
+
+
+def test_a_factory_model_is_built_after_seeding():
+    x, y = blobs(60)
+    torch.manual_seed(123)  # whatever the global state, the factory's weights follow seed
+    a = training.train(lambda: models.MLP(2, 3), x, y, epochs=2, seed=5, progress=False).model
+    torch.manual_seed(456)
+    b = training.train(lambda: models.MLP(2, 3), x, y, epochs=2, seed=5, progress=False).model
+    np.testing.assert_array_equal(training.predict_proba(a, x), training.predict_proba(b, x))
+    with pytest.raises(TypeError, match="not an nn.Module"):
+        training.train(lambda: "net", x, y, epochs=1, progress=False)
+
+
+def test_batch_loss_reproduces_the_default_loss():
+    x, y = blobs(80)
+    y_t = torch.as_tensor(y)
+
+    def batch_loss(model, batch, rows):
+        return torch.nn.functional.cross_entropy(model(*batch), y_t[rows])
+
+    outs = []
+    for kw in ({"targets": y}, {"batch_loss": batch_loss}):
+        res = training.train(lambda: models.MLP(2, 3), x, epochs=3, batch_size=16, seed=1, progress=False, **kw)
+        outs.append((training.predict_proba(res.model, x), res.history["loss"].to_numpy()))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    with pytest.raises(ValueError, match="do not also pass targets"):
+        training.train(models.MLP(2, 3), x, y, batch_loss=batch_loss, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="targets are required"):
+        training.train(models.MLP(2, 3), x, epochs=1, progress=False)
+
+
+def test_batch_loss_weight_gives_a_weighted_epoch_mean():
+    x, y = blobs(30)
+    seen = []
+
+    def batch_loss(model, batch, rows):
+        seen.append(len(rows))
+        return torch.tensor(float(len(rows)), requires_grad=True) * 1.0, 2 * len(rows)
+
+    res = training.train(models.MLP(2, 3), x, epochs=1, batch_size=8, batch_loss=batch_loss, progress=False)
+    assert seen == [8, 8, 8, 6]
+    # losses 8, 8, 8, 6 weighted by 16, 16, 16, 12
+    assert res.history["loss"].iloc[0] == pytest.approx((3 * 8 * 16 + 6 * 12) / 60)
+
+
+def test_numpy_shuffle_uses_default_rng_permutations():
+    x, y = blobs(20)
+    batches = []
+
+    def record(epoch, rows, logits):
+        batches.append(rows.numpy().copy())
+
+    training.train(models.MLP(2, 3), x, y, epochs=2, batch_size=20, shuffle="numpy", seed=9, step_callback=record,
+                   progress=False)
+    rng = np.random.default_rng(9)
+    np.testing.assert_array_equal(batches[0], rng.permutation(20))
+    np.testing.assert_array_equal(batches[1], rng.permutation(20))
+    with pytest.raises(ValueError, match="shuffle"):
+        training.train(models.MLP(2, 3), x, y, epochs=1, shuffle="python", progress=False)
+
+
+def test_tol_stops_on_a_small_relative_loss_change():
+    x, y = blobs(100)
+    full = training.train(lambda: models.MLP(2, 3), x, y, epochs=30, lr=0.05, seed=0, progress=False)
+    losses = full.history["loss"].to_numpy()
+    change = np.abs(np.diff(losses)) / np.abs(losses[:-1])
+    tol = float(np.sort(change)[len(change) // 2])  # reached part-way
+    first = int(np.argmax(change <= tol)) + 2  # epochs run: up to and including the first small change
+    res = training.train(lambda: models.MLP(2, 3), x, y, epochs=30, lr=0.05, seed=0, tol=tol, progress=False)
+    assert res.stopped == "tol" and len(res.history) == first < 30
+    np.testing.assert_array_equal(res.history["loss"].to_numpy(), losses[:first])
+    assert training.relative_loss_change(2.0, 1.5) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="tol"):
+        training.train(models.MLP(2, 3), x, y, epochs=1, tol=float("nan"), progress=False)
+
+
+def test_patience_stops_after_epochs_without_validation_gain():
+    x, y = blobs(200)
+    res = training.train(lambda: models.MLP(2, 3), x[:150], y[:150], epochs=40, lr=0.05, valid=(x[150:], y[150:]),
+                         patience=2, keep_best=True, progress=False)
+    acc = res.history["valid_accuracy"].to_numpy()
+    assert res.stopped == "patience" and len(acc) < 40
+    assert res.best_epoch == int(np.argmax(acc)) + 1 == len(acc) - 2  # first best, then 2 epochs without gain
+    assert np.all(acc[-2:] <= acc[res.best_epoch - 1])
+    with pytest.raises(ValueError, match="patience"):
+        training.train(models.MLP(2, 3), x, y, epochs=1, patience=2, progress=False)

@@ -6,12 +6,17 @@ Max-MIG, CrowdAR, MMLC) the same API and the same training loop, :func:`crowd.le
 - ``fit(data, inputs=None, valid=None) -> self``: ``data`` is a :class:`~crowd.data.CrowdData` or
   anything :func:`~crowd.data.as_crowd_data` reads (crowd-kit's long DataFrame, peerannot's
   answers.json...), ``inputs`` one row per task (default ``data.features``), ``valid`` an optional
-  ``(inputs, gold labels)`` split whose best epoch is kept;
-- ``predict_proba(inputs)`` (n, K) and ``predict(inputs)`` from the trained classifier;
-- ``fit_predict(data, inputs=None)`` / ``fit_predict_proba``: the classifier's output on the training tasks;
+  ``(inputs, gold labels)`` split whose best epoch is kept. An array of inputs is in task-code order
+  (the order of ``data.task_ids``: sorted ids for a DataFrame); a DataFrame of inputs indexed by
+  task id is aligned on the ids;
+- ``predict_proba(inputs)`` (n, K), columns in the order of ``classes_``, and ``predict(inputs)``
+  the original labels (``classes_[argmax]``: labels in = labels out, as for the aggregators);
+- ``fit_predict(data, inputs=None)`` / ``fit_predict_proba``: the classifier's output on the training
+  tasks, as the aggregators give theirs (a Series of original labels named ``agg_label`` / a DataFrame
+  with one column per original label, indexed by task id);
 - fitted attributes ending in ``_``: ``model_`` (the whole trained network, in eval mode),
   ``history_`` (one row per epoch: epoch, loss, lr, valid_accuracy), ``best_epoch_``, ``device_``,
-  ``n_classes_``, ``n_workers_``, ``answers_`` (the task index of the answers, :class:`TaskAnswers`),
+  ``n_classes_``, ``classes_`` (original label of each class code), ``n_workers_``, ``answers_`` (the task index of the answers, :class:`TaskAnswers`),
   plus the model's own (e.g. ``confusions_``).
 
 Answers stay the flat ``(task, worker, label)`` arrays of the CrowdData: a batch of tasks gathers
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -217,16 +223,31 @@ class CrowdLearner:
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
 
-    def _check_inputs(self, data: CrowdData, inputs: Any) -> torch.Tensor:
+    @staticmethod
+    def _task_rows(data: CrowdData, inputs: Any) -> Any:
+        """The inputs as one row per task code: a DataFrame indexed by task id is aligned on
+        ``data.task_ids``; an array is taken as already in task-code order (``data.task_ids``)."""
         X = data.features if inputs is None else inputs
         if X is None:
             raise ValueError("no features: pass inputs= (one row per task) or give a CrowdData with features")
-        X = np.asarray(X)
+        if isinstance(X, pd.DataFrame):
+            missing = pd.Index(data.task_ids).difference(X.index)
+            if len(missing):
+                raise ValueError(f"inputs lack the rows of {len(missing)} task(s), e.g. {missing[:5].tolist()}")
+            if not X.index.is_unique:
+                raise ValueError("inputs' index (task ids) holds duplicates")
+            X = X.loc[data.task_ids].to_numpy()
+        return X
+
+    def _check_inputs(self, data: CrowdData, inputs: Any) -> torch.Tensor:
+        X = np.asarray(self._task_rows(data, inputs))
         if not np.issubdtype(X.dtype, np.number):
             raise TypeError(f"inputs must be numeric, got dtype {X.dtype}")
         if X.ndim < 2 or len(X) != data.n_tasks:
             raise ValueError(f"inputs have {len(X) if X.ndim else 0} rows for {data.n_tasks} tasks "
                              f"(shape {X.shape}; one row per task)")
+        if not X.flags.writeable:  # e.g. a view of a DataFrame: torch would share read-only memory
+            X = X.copy()
         X_t = torch.as_tensor(X, dtype=torch.float32)
         if not bool(torch.isfinite(X_t).all()):
             raise ValueError("inputs hold NaN or infinite values")
@@ -247,7 +268,7 @@ class CrowdLearner:
         if valid is not None and (not isinstance(valid, (tuple, list)) or len(valid) != 2):
             raise ValueError("valid must be (inputs, labels)")
         self.device_ = resolve_device(self.device)
-        self.n_classes_, self.n_workers_ = data.n_classes, data.n_workers
+        self.n_classes_, self.n_workers_, self.classes_ = data.n_classes, data.n_workers, data.classes
         self.answers_ = TaskAnswers(data, self.device_)
         result = self._fit(data, X, valid)
         self.model_ = result.model.eval()
@@ -257,24 +278,32 @@ class CrowdLearner:
         return self
 
     def predict_proba(self, inputs: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities of the trained classifier, (n, K)."""
+        """Class probabilities of the trained classifier, (n, K) (a DataFrame's rows in its order)."""
         self._check_fitted()
-        X = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+        X = np.asarray(inputs.to_numpy() if isinstance(inputs, pd.DataFrame) else inputs)
+        X = torch.as_tensor(X if X.flags.writeable else X.copy(), dtype=torch.float32)
         return predict_proba(self.model_, X, batch_size, device=self.device_)
 
     def predict(self, inputs: Any) -> np.ndarray:
-        """Most probable class codes, (n,)."""
-        return self.predict_proba(inputs).argmax(axis=1)
+        """The most probable class of each row, as an original label (n,)."""
+        self._check_fitted()
+        return np.asarray(self.classes_.take(self.predict_proba(inputs).argmax(axis=1)))
 
-    def fit_predict_proba(self, data: Any, inputs: Any = None) -> np.ndarray:
-        """``fit(data, inputs)`` then the classifier's probabilities on the training tasks."""
+    def fit_predict_proba(self, data: Any, inputs: Any = None) -> pd.DataFrame:
+        """``fit(data, inputs)`` then the classifier's probabilities on the training tasks: one
+        column per original label, indexed by task id."""
         data = as_crowd_data(data)
-        inputs = data.features if inputs is None else inputs
-        return self.fit(data, inputs).predict_proba(inputs)
+        inputs = self._task_rows(data, inputs)
+        probas = self.fit(data, inputs).predict_proba(inputs)
+        return pd.DataFrame(probas, index=pd.Index(data.task_ids, name="task"),
+                            columns=pd.Index(data.classes, name="label"))
 
-    def fit_predict(self, data: Any, inputs: Any = None) -> np.ndarray:
-        """``fit(data, inputs)`` then the classifier's label codes for the training tasks."""
-        return self.fit_predict_proba(data, inputs).argmax(axis=1)
+    def fit_predict(self, data: Any, inputs: Any = None) -> pd.Series:
+        """``fit(data, inputs)`` then the classifier's label for each training task (original labels,
+        indexed by task id)."""
+        probas = self.fit_predict_proba(data, inputs)
+        return pd.Series(np.asarray(self.classes_.take(probas.to_numpy().argmax(axis=1))), index=probas.index,
+                         name="agg_label")
 
     def __repr__(self) -> str:
         params = {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
