@@ -239,7 +239,7 @@ def test_real_data_experiments_use_the_paper_settings():
     from crowd.data import datasets
     from crowd.experiments.settings.waum import labelme_experiment, music_experiment
 
-    labelme, music = datasets.load("labelme"), datasets.load("music")
+    labelme, music = datasets.load("labelme", features="avg"), datasets.load("music")
     lm = labelme_experiment(labelme, "full", progress=False)
     assert lm.setup.alpha == 0.01 and lm.setup.ident_kwargs["epochs"] == 500 and lm.setup.ident_kwargs["lr"] == 5e-3
     assert len(lm.seeds) == 5 and len(lm.setup.test[1]) == 1188 and len(lm.setup.valid[1]) == 500
